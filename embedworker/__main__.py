@@ -1,0 +1,5 @@
+"""python -m embedworker"""
+
+from embedworker.cli import main
+
+raise SystemExit(main())

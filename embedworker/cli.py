@@ -1,0 +1,114 @@
+"""Command line: argument parsing and exit codes; the only place that calls asyncio.run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import structlog
+
+from embedworker import __version__
+from embedworker.config import ConfigError, Settings, load_settings
+from embedworker.db import migrations
+from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
+from embedworker.logs import configure_logging
+from embedworker.service import EXIT_FAILURE, EXIT_OK, SchemaError, Service
+
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the database cannot be reached
+EXIT_CONFIG = 78  # sysexits EX_CONFIG: the configuration is invalid
+
+log = structlog.get_logger(__name__)
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embedworker",
+        description="Keeps pgvector embeddings in step with the embedding_queue table.",
+    )
+    parser.add_argument("--config", metavar="PATH", help="TOML config file ($EMBEDWORKER_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"embedworker {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", help="create or update the schema; safe to run again")
+    commands.add_parser("run", help="run the daemon until SIGTERM or SIGINT")
+    commands.add_parser("drain", help="process everything due now, then exit")
+    enqueue = commands.add_parser("enqueue", help="queue one item by hand")
+    enqueue.add_argument("content_type")
+    enqueue.add_argument("content_id", type=int)
+    enqueue.add_argument("text")
+    enqueue.add_argument("--priority", type=int, default=5, choices=range(1, 11),
+                         metavar="1..10", help="1 is most urgent (default 5)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"embedworker: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    command: Command = _COMMANDS[args.command]
+    try:
+        return asyncio.run(command(settings, args))
+    except SchemaError as exc:
+        print(f"embedworker: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except UNAVAILABLE_ERRORS as exc:
+        print(f"embedworker: cannot reach the database: {describe(exc)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    conn = await connect(settings.database_url)
+    try:
+        applied = await migrations.migrate(conn, settings.channel)
+    finally:
+        await conn.close()
+    log.info("migrate.done", applied=applied, current=not applied)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'schema already current'}")
+    return EXIT_OK
+
+
+async def _run(settings: Settings, _args: argparse.Namespace) -> int:
+    return await Service(settings).run()
+
+
+async def _drain(settings: Settings, _args: argparse.Namespace) -> int:
+    return await Service(settings, drain=True).run()
+
+
+async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await connect(settings.database_url)
+    try:
+        queued = await conn.fetchval(
+            "SELECT queue_for_embedding($1::text, $2::bigint, $3::text, $4::integer)",
+            args.content_type,
+            args.content_id,
+            args.text,
+            args.priority,
+        )
+    finally:
+        await conn.close()
+    if queued:
+        print(f"queued {args.content_type} {args.content_id}")
+    else:
+        print(f"not queued: {args.content_type} {args.content_id} has an empty text "
+              "or an up-to-date embedding")
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Command] = {
+    "migrate": _migrate,
+    "run": _run,
+    "drain": _drain,
+    "enqueue": _enqueue,
+}

@@ -1,0 +1,193 @@
+"""Settings: a TOML file, overridden by EMBEDWORKER_* environment variables and DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "EMBEDWORKER_CONFIG"
+
+SqlIdentifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+# Studify's two model servers; a partial [models.<name>] table overrides these field by field.
+DEFAULT_MODELS: dict[str, dict[str, Any]] = {
+    "e5_small": {
+        "url": "https://edusocial-e5-small-embedding-server.hf.space",
+        "protocol": "hfspace",
+        "dimension": 384,
+        "column": "embedding_e5_small",
+        "flag_column": "has_e5_embedding",
+        "task": "passage",
+        "batch_size": 64,
+    },
+    "bge_m3": {
+        "url": "https://edusocial-bge-m3-embedding-server.hf.space",
+        "protocol": "hfspace",
+        "dimension": 1024,
+        "column": "embedding_bge_m3",
+        "flag_column": "has_bge_embedding",
+        "batch_size": 32,
+    },
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class ModelSettings(BaseModel):
+    """One embedding model: where its server is and which columns its vectors go to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+    protocol: Literal["hfspace"] = "hfspace"
+    dimension: Annotated[int, Field(ge=1, le=16000)]
+    column: SqlIdentifier
+    flag_column: SqlIdentifier
+    task: str | None = None
+    api_key: SecretStr | None = None
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _strip_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
+
+
+class Settings(BaseSettings):
+    """Everything the daemon and the commands read; built once and passed in."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMBEDWORKER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database_url: str = Field(
+        min_length=1,
+        validation_alias=AliasChoices(
+            "database_url", "EMBEDWORKER_DATABASE_URL", "DATABASE_URL"
+        ),
+    )
+    channel: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "embedding_queue"
+    poll_interval_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    max_retries: Annotated[int, Field(ge=1, le=1000)] = 3
+    retry_delay_s: Annotated[float, Field(ge=0, le=86400)] = 300.0
+    retry_delay_max_s: Annotated[float, Field(ge=0, le=7 * 86400)] = 3600.0
+    lease_timeout_s: Annotated[float, Field(ge=1, le=86400)] = 30.0
+    max_reclaims: Annotated[int, Field(ge=1, le=1000)] = 5
+    max_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 8000
+    shutdown_grace_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    log_level: LogLevel = "info"
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _merge_model_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        merged: dict[str, Any] = {name: dict(spec) for name, spec in DEFAULT_MODELS.items()}
+        for name, overrides in value.items():
+            if isinstance(overrides, Mapping):
+                merged[name] = {**merged.get(name, {}), **overrides}
+            else:
+                merged[name] = overrides
+        return merged
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Settings:
+        if not self.enabled_models:
+            raise ValueError("models: at least one model must be enabled")
+        columns: dict[str, str] = {}
+        for name, model in self.enabled_models.items():
+            for column in (model.column, model.flag_column):
+                if column in columns:
+                    raise ValueError(
+                        f"models.{name}: column {column!r} is also used by "
+                        f"models.{columns[column]}"
+                    )
+                columns[column] = name
+        if self.retry_delay_max_s < self.retry_delay_s:
+            raise ValueError("retry_delay_max_s must not be smaller than retry_delay_s")
+        return self
+
+    @property
+    def enabled_models(self) -> dict[str, ModelSettings]:
+        return {name: model for name, model in self.models.items() if model.enabled}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment overrides them.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the TOML file (``path`` or $EMBEDWORKER_CONFIG, if any) and the environment."""
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = os.environ[CONFIG_ENV]
+    file_values = _read_toml(Path(path)) if path is not None else {}
+    # Without this default the models validator would not run when nothing names a model.
+    file_values.setdefault("models", {})
+    try:
+        return Settings(**file_values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        if error["type"] == "missing" and key == "database_url":
+            message = "required: set database_url in the config file, or DATABASE_URL"
+        lines.append(f"{key}: {message}")
+    return "; ".join(lines)

@@ -1,0 +1,1 @@
+"""Everything that talks to Postgres: connections, migrations, and the queue's SQL."""

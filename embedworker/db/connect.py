@@ -1,0 +1,75 @@
+"""Connections: a pool with pgvector's binary codec, and waiting for a database to come up."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from contextlib import suppress
+from typing import Any
+
+import asyncpg
+import structlog
+from pgvector.asyncpg import register_vector
+
+log = structlog.get_logger(__name__)
+
+# Errors that mean "the database is not there (yet)", as opposed to a mistake of ours.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+async def connect(dsn: str, *, vectors: bool = False) -> asyncpg.Connection:
+    """One connection; with ``vectors`` the pgvector codec is registered on it."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+    if vectors:
+        await register_vector(conn)
+    return conn
+
+
+async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
+    """A small pool whose connections encode and decode vectors in pgvector's binary format."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
+        timeout=CONNECT_TIMEOUT_S,
+        command_timeout=60,
+    )
+
+
+async def _init_connection(conn: Any) -> None:
+    await register_vector(conn)
+
+
+async def wait_for_database(
+    dsn: str, stopping: asyncio.Event, *, max_delay_s: float = 30.0
+) -> asyncpg.Connection | None:
+    """Connect, retrying with backoff while the database is unavailable; None if stopped first."""
+    delay = 0.5
+    while not stopping.is_set():
+        try:
+            return await connect(dsn)
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("database.unavailable", error=describe(exc), retry_in_s=round(delay, 1))
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=delay)
+        delay = min(delay * 2, max_delay_s) * (0.8 + 0.4 * random.random())
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for logs and error messages."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,48 @@
+"""The interface every protocol implements, and response checks they share."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from embedworker.embedders.errors import ErrorKind, ModelError
+
+
+class Embedder(Protocol):
+    """Embeds a list of texts with one model; raises ModelError on any failure."""
+
+    name: str
+    dimension: int
+    max_batch: int
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    async def healthy(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_vectors(vectors: Any, count: int, dimension: int) -> list[list[float]]:
+    """Return ``vectors`` if it is ``count`` finite vectors of ``dimension``, else raise."""
+    if not isinstance(vectors, list):
+        raise ModelError(ErrorKind.MALFORMED, "malformed response: no list of vectors")
+    if len(vectors) != count:
+        raise ModelError(
+            ErrorKind.MALFORMED, f"malformed response: {len(vectors)} vectors for {count} inputs"
+        )
+    for vector in vectors:
+        if not isinstance(vector, list) or len(vector) != dimension:
+            got = len(vector) if isinstance(vector, list) else type(vector).__name__
+            raise ModelError(
+                ErrorKind.MALFORMED, f"malformed response: dimension {got}, expected {dimension}"
+            )
+        try:
+            finite = all(math.isfinite(value) for value in vector)
+        except TypeError:
+            raise ModelError(
+                ErrorKind.MALFORMED, "malformed response: a vector holds a non-number"
+            ) from None
+        if not finite:
+            raise ModelError(ErrorKind.MALFORMED, "malformed response: NaN or infinite value")
+    return vectors

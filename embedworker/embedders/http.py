@@ -1,0 +1,128 @@
+"""HTTP plumbing shared by the protocols: one client per model, status mapping, retries."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from embedworker.embedders.errors import ErrorKind, ModelError
+
+# Attempts of one request before a transient error is given back to the worker.
+REQUEST_ATTEMPTS = 3
+RETRY_WAIT_BASE_S = 0.5
+RETRY_WAIT_MAX_S = 10.0
+_BATCH_SIZE_WORDS = ("batch", "too many", "too large", "too big", "max_client_batch_size")
+
+
+def make_client(base_url: str, timeout_s: float, api_key: str | None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=headers,
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+    )
+
+
+async def post_json(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> Any:
+    """POST ``payload`` and return the decoded JSON; transient failures are retried briefly."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(_is_transient),
+        stop=stop_after_attempt(REQUEST_ATTEMPTS),
+        wait=_wait_honouring_retry_after,
+        reraise=True,
+    ):
+        with attempt:
+            return await _post_once(client, path, payload)
+    raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+async def get_ok(client: httpx.AsyncClient, path: str) -> bool:
+    """True when GET ``path`` answers 2xx."""
+    try:
+        response = await client.get(path)
+    except httpx.HTTPError:
+        return False
+    return response.is_success
+
+
+async def _post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> Any:
+    try:
+        response = await client.post(path, json=payload)
+    except httpx.TimeoutException:
+        raise ModelError(ErrorKind.TRANSIENT, f"timeout calling {path}") from None
+    except httpx.TransportError as exc:
+        raise ModelError(
+            ErrorKind.TRANSIENT, f"cannot reach model server: {type(exc).__name__}"
+        ) from None
+    if not response.is_success:
+        raise error_for_status(response)
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise ModelError(ErrorKind.MALFORMED, "malformed response: not JSON") from None
+
+
+def error_for_status(response: httpx.Response) -> ModelError:
+    """Map a non-2xx answer onto the error classes."""
+    status = response.status_code
+    detail = _detail(response)
+    reason = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
+    if status == 413 or (status == 422 and _mentions_batch_size(detail)):
+        return ModelError(ErrorKind.TOO_BIG, reason)
+    if status in (400, 422):
+        return ModelError(ErrorKind.PER_ITEM, reason)
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    return ModelError(ErrorKind.TRANSIENT, reason, retry_after_s=retry_after)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    if isinstance(body, dict):
+        for key in ("detail", "error", "message", "msg"):
+            if key in body:
+                value = body[key]
+                if isinstance(value, dict) and "message" in value:
+                    value = value["message"]
+                return str(value)[:200]
+    return str(body)[:200]
+
+
+def _mentions_batch_size(detail: str) -> bool:
+    lowered = detail.lower()
+    return any(word in lowered for word in _BATCH_SIZE_WORDS)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, ModelError) and exc.kind is ErrorKind.TRANSIENT
+
+
+def _wait_honouring_retry_after(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, ModelError) and exc.retry_after_s is not None:
+        retry_after: float = exc.retry_after_s
+        return min(retry_after, RETRY_WAIT_MAX_S)
+    return min(RETRY_WAIT_BASE_S * 2.0 ** (state.attempt_number - 1), RETRY_WAIT_MAX_S)

@@ -1,0 +1,69 @@
+"""Helpers for tests: waiting on conditions, reading rows, the expected vectors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from embedworker.standin import TASK_PREFIXES, deterministic_vector
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def expected_e5(text: str) -> list[float]:
+    """The vector the stand-in e5 server gives for a passage (it adds the prefix itself)."""
+    return deterministic_vector("e5_small", TASK_PREFIXES["passage"] + text, 384)
+
+
+def expected_bge(text: str) -> list[float]:
+    return deterministic_vector("bge_m3", text, 1024)
+
+
+def close_to(stored: object, expected: list[float], tolerance: float = 1e-6) -> bool:
+    """A vector read back from pgvector (float32) equals ``expected`` within ``tolerance``."""
+    values = stored.to_list() if hasattr(stored, "to_list") else list(stored)  # type: ignore[call-overload]
+    return len(values) == len(expected) and all(
+        abs(a - b) <= tolerance for a, b in zip(values, expected, strict=True)
+    )
+
+
+async def statuses(conn: asyncpg.Connection) -> dict[str, int]:
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM embedding_queue GROUP BY status")
+    return {row["status"]: row["n"] for row in rows}
+
+
+async def insert_items(
+    conn: asyncpg.Connection,
+    texts: list[str],
+    *,
+    content_type: str = "post",
+    priority: int = 5,
+    first_id: int = 1,
+) -> list[int]:
+    """Plain INSERTs the way Studify's seed does it; returns the queue ids."""
+    rows = await conn.fetch(
+        """
+        INSERT INTO embedding_queue (content_type, content_id, content_text, content_hash,
+                                     priority, status)
+        SELECT $1, $4 + n - 1, t, md5(t), $2, 'queued'
+        FROM unnest($3::text[]) WITH ORDINALITY AS u(t, n)
+        RETURNING id
+        """,
+        content_type,
+        priority,
+        texts,
+        first_id,
+    )
+    return [row["id"] for row in rows]
