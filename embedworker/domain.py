@@ -34,17 +34,22 @@ class Outcome:
     """What to write for one item at the end of its batch.
 
     ``vectors`` holds the vectors made in this batch (stored even when another model failed).
-    With no ``error`` the item is complete. ``charge`` spends one of the item's retries;
-    ``final`` ends it 'failed' at once.
+    With no ``error`` the item is complete. ``charge`` spends one of the item's retries (an
+    error that is the item's fault, not an outage's); ``final`` ends it 'failed' at once.
     """
 
     item: QueueItem
     text: str
     vectors: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
-    charge: bool = True
+    charge: bool = False
     final: bool = False
 
     @property
     def succeeded(self) -> bool:
         return self.error is None
+
+    def fail(self, reason: str, *, charge: bool = True, final: bool = False) -> None:
+        self.error = reason if self.error is None else f"{self.error}; {reason}"
+        self.charge = self.charge or charge
+        self.final = self.final or final

@@ -116,6 +116,7 @@ class Service:
         try:
             return await self._supervise(worker, store, listener)
         finally:
+            await worker.aclose()
             for embedder in embedders.values():
                 await embedder.aclose()
             await pool.close()

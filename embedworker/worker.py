@@ -14,10 +14,11 @@ from uuid import UUID
 import structlog
 
 from embedworker.batching import embed_isolating
+from embedworker.breaker import CircuitBreaker
 from embedworker.db.connect import UNAVAILABLE_ERRORS, describe
 from embedworker.db.queue import FinishCounts
 from embedworker.domain import Batch, Outcome
-from embedworker.embedders import Embedder, ModelError
+from embedworker.embedders import Embedder, ErrorKind, ModelError
 from embedworker.retry import backoff_delay
 from embedworker.text import clean_text
 from embedworker.waker import Waker
@@ -27,6 +28,8 @@ log = structlog.get_logger(__name__)
 # How long an idle worker waits between polls while the LISTEN connection is not known to work.
 DEGRADED_POLL_S = 2.0
 EMPTY_TEXT_REASON = "empty text after cleaning: nothing to embed"
+# An item that met a model outage comes back this soon; the breaker holds claims until then.
+UNAVAILABLE_RETRY_S = 1.0
 
 
 class QueuePort(Protocol):
@@ -73,6 +76,10 @@ class Worker:
         self._waker = waker
         self._listening = listening
         self._rng = rng or random.Random()
+        self.breakers = {
+            name: CircuitBreaker(name, embedder.healthy, on_close=waker.wake)
+            for name, embedder in self._embedders.items()
+        }
         self.in_flight: set[UUID] = set()
         self.batches = 0
         self.last_batch_at: float | None = None
@@ -82,6 +89,10 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             for number in range(self._options.concurrency):
                 group.create_task(self._loop(stopping, drain), name=f"worker-{number}")
+
+    async def aclose(self) -> None:
+        for breaker in self.breakers.values():
+            await breaker.aclose()
 
     async def release_in_flight(self) -> int:
         """Give back the rows of batches that were interrupted."""
@@ -93,6 +104,10 @@ class Worker:
         failures = 0
         while not stopping.is_set():
             self._waker.clear()
+            if any(breaker.is_open for breaker in self.breakers.values()):
+                # Items stay queued, spending nothing, until every model answers again.
+                await self._waker.wait(self._options.poll_interval_s)
+                continue
             try:
                 found = await self._claim_and_process()
                 failures = 0
@@ -137,7 +152,7 @@ class Worker:
                     for item in batch.items]
         for outcome in outcomes:
             if not outcome.text:
-                outcome.error, outcome.final = EMPTY_TEXT_REASON, True
+                outcome.fail(EMPTY_TEXT_REASON, final=True)
         renewal = asyncio.create_task(self._renew_lease(batch.token))
         try:
             await asyncio.gather(
@@ -157,22 +172,35 @@ class Worker:
         todo = [o for o in outcomes if o.text and name not in o.item.models_done]
         if not todo:
             return
+        breaker = self.breakers[name]
+        if breaker.is_open:
+            for outcome in todo:
+                outcome.fail(f"{name}: unavailable: {breaker.reason}", charge=False)
+            return
         results = await embed_isolating(embedder, [o.text for o in todo])
+        transient = [r for r in results if isinstance(r, ModelError)
+                     and r.kind is ErrorKind.TRANSIENT]
+        outage = bool(transient) and await breaker.confirm_outage(transient[0].reason)
         for outcome, result in zip(todo, results, strict=True):
-            if isinstance(result, ModelError):
-                _add_error(outcome, f"{name}: {result.reason}")
-            else:
+            if not isinstance(result, ModelError):
                 outcome.vectors[name] = result
+            elif result.kind is ErrorKind.TRANSIENT and outage:
+                outcome.fail(f"{name}: unavailable: {result.reason}", charge=False)
+            else:
+                outcome.fail(f"{name}: {result.reason}")
 
     def _delay_for(self, outcome: Outcome) -> float:
         if outcome.succeeded or outcome.final:
             return 0.0
-        delay = backoff_delay(
-            outcome.item.retry_count + 1,
-            self._options.retry_delay_s,
-            self._options.retry_delay_max_s,
-            self._rng,
-        )
+        if outcome.charge:
+            delay = backoff_delay(
+                outcome.item.retry_count + 1,
+                self._options.retry_delay_s,
+                self._options.retry_delay_max_s,
+                self._rng,
+            )
+        else:
+            delay = UNAVAILABLE_RETRY_S
         self._waker.wake_at(time.monotonic() + delay)
         return delay
 
@@ -214,7 +242,3 @@ class Worker:
             failed=counts.failed,
             lost=counts.lost,
         )
-
-
-def _add_error(outcome: Outcome, reason: str) -> None:
-    outcome.error = reason if outcome.error is None else f"{outcome.error}; {reason}"

@@ -43,12 +43,18 @@ async def post_json(client: httpx.AsyncClient, path: str, payload: dict[str, Any
 
 
 async def get_ok(client: httpx.AsyncClient, path: str) -> bool:
-    """True when GET ``path`` answers 2xx."""
+    """True when GET ``path`` answers 2xx, and its JSON "status", if any, is "ok"."""
     try:
         response = await client.get(path)
     except httpx.HTTPError:
         return False
-    return response.is_success
+    if not response.is_success:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    return not isinstance(body, dict) or body.get("status", "ok") in ("ok", "healthy")
 
 
 async def _post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> Any:

@@ -1,0 +1,81 @@
+"""Per-model circuit breaker: stop calling a server that is down, probe it, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+PROBE_INTERVAL_MIN_S = 0.5
+PROBE_INTERVAL_MAX_S = 30.0
+
+
+class CircuitBreaker:
+    """Open while the model's health endpoint does not answer; a probe closes it again."""
+
+    def __init__(
+        self,
+        name: str,
+        health: Callable[[], Awaitable[bool]],
+        *,
+        on_close: Callable[[], None] | None = None,
+    ):
+        self.name = name
+        self._health = health
+        self._on_close = on_close
+        self._closed = asyncio.Event()
+        self._closed.set()
+        self._probe: asyncio.Task[None] | None = None
+        self.reason: str | None = None
+        self.opened_count = 0
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def confirm_outage(self, reason: str) -> bool:
+        """After a transient failure: open the breaker if the server is unhealthy.
+
+        Returns True when the server is down (the failure is the server's, not the item's).
+        """
+        if self.is_open:
+            return True
+        if await self._health():
+            return False
+        self.open(reason)
+        return True
+
+    def open(self, reason: str) -> None:
+        if self.is_open:
+            return
+        self.reason = reason
+        self.opened_count += 1
+        self._closed.clear()
+        log.warning("model.unavailable", model=self.name, reason=reason)
+        self._probe = asyncio.create_task(self._probe_until_healthy(), name=f"probe-{self.name}")
+
+    async def _probe_until_healthy(self) -> None:
+        delay = PROBE_INTERVAL_MIN_S
+        while True:
+            await asyncio.sleep(delay)
+            if await self._health():
+                break
+            delay = min(delay * 2, PROBE_INTERVAL_MAX_S)
+        log.info("model.available", model=self.name, after=self.reason)
+        self.reason = None
+        self._closed.set()
+        if self._on_close is not None:
+            self._on_close()
+
+    async def aclose(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._probe
