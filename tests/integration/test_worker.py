@@ -42,7 +42,8 @@ async def test_drain_writes_both_vectors(
     for row, text in zip(rows, texts, strict=True):
         assert row["content_text"] == text
         assert row["status"] == "completed"
-        assert row["has_e5_embedding"] and row["has_bge_embedding"]
+        assert row["has_e5_embedding"]
+        assert row["has_bge_embedding"]
         assert close_to(row["embedding_e5_small"], expected_e5(text))
         assert close_to(row["embedding_bge_m3"], expected_bge(text))
 
@@ -90,8 +91,10 @@ async def test_rejected_item_fails_with_reason_and_spares_its_batch(
     # the model that did accept it keeps its vector; the other stays empty
     row = await db.fetchrow("SELECT has_e5_embedding, embedding_e5_small, has_bge_embedding,"
                             " embedding_bge_m3, status FROM embeddings WHERE content_id = 10")
-    assert not row["has_e5_embedding"] and row["embedding_e5_small"] is None
-    assert row["has_bge_embedding"] and close_to(row["embedding_bge_m3"], expected_bge("a POISON text"))
+    assert not row["has_e5_embedding"]
+    assert row["embedding_e5_small"] is None
+    assert row["has_bge_embedding"]
+    assert close_to(row["embedding_bge_m3"], expected_bge("a POISON text"))
     assert row["status"] == "pending"
 
 
