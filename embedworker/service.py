@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from contextlib import suppress
+from typing import Any
 
 import asyncpg
 import structlog
@@ -15,6 +16,7 @@ from embedworker.db.connect import UNAVAILABLE_ERRORS, create_pool, describe, wa
 from embedworker.db.queue import ModelColumns, QueueStore
 from embedworker.embedders import Embedder, build_embedder
 from embedworker.listener import Listener
+from embedworker.systemd import notify
 from embedworker.waker import Waker
 from embedworker.worker import Worker, WorkerOptions
 
@@ -65,6 +67,7 @@ class Service:
             self.force.set()
             return
         log.info("shutdown.requested", grace_s=self.settings.shutdown_grace_s)
+        notify("STOPPING=1")
         self.stopping.set()
         self.waker.wake()
 
@@ -129,17 +132,19 @@ class Service:
         side = [asyncio.create_task(self._recover_leases(store), name="lease-recovery")]
         if listener is not None:
             side.append(asyncio.create_task(listener.run(self.stopping), name="listener"))
+            side.append(asyncio.create_task(self._announce_ready(listener), name="ready"))
         stop_wait = asyncio.create_task(self.stopping.wait())
         exit_code = EXIT_OK
         try:
-            done, _ = await asyncio.wait(
-                [work, stop_wait, *side], return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in done:
-                if task is not stop_wait and task.exception() is not None:
-                    log.error("task.crashed", task=task.get_name(), error=describe(
-                        task.exception() or Exception()), exc_info=task.exception())
-                    exit_code = EXIT_FAILURE
+            # Runs until shutdown, the end of a drain, or a crash of any task.
+            pending = {work, stop_wait, *side}
+            while not (work.done() or stop_wait.done()):
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if _crashed(task):
+                        exit_code = EXIT_FAILURE
+                if exit_code != EXIT_OK:
+                    break
             self.stopping.set()
             self.waker.wake()
             await self._finish_work(work)
@@ -149,12 +154,18 @@ class Service:
             for task in side:
                 with suppress(asyncio.CancelledError, Exception):
                     await task
-        if work.done() and not work.cancelled() and work.exception() is not None:
+        if exit_code == EXIT_OK and _crashed(work):
             exit_code = EXIT_FAILURE
         released = await self._release(worker)
         if released:
             log.info("shutdown.released", items=released)
         return exit_code
+
+    async def _announce_ready(self, listener: Listener) -> None:
+        """READY=1 once the database answers and LISTEN is up."""
+        await listener.connected.wait()
+        notify("READY=1", "STATUS=listening on " + self.settings.channel)
+        log.info("embedworker.ready")
 
     async def _finish_work(self, work: asyncio.Task[None]) -> None:
         """Let in-flight batches finish within the grace period, then cancel them."""
@@ -194,6 +205,16 @@ class Service:
                 log.warning("lease.recovery_failed", error=describe(exc))
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+
+
+def _crashed(task: asyncio.Task[Any]) -> bool:
+    """True (and logged) when ``task`` ended with an exception."""
+    if not task.done() or task.cancelled() or task.exception() is None:
+        return False
+    error = task.exception()
+    log.error("task.crashed", task=task.get_name(), error=describe(error or Exception()),
+              exc_info=error)
+    return True
 
 
 async def check_schema(conn: asyncpg.Connection, channel: str) -> None:
