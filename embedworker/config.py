@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     database_url: str = Field(
         min_length=1,
         validation_alias=AliasChoices(
-            "database_url", "EMBEDWORKER_DATABASE_URL", "DATABASE_URL"
+            "EMBEDWORKER_DATABASE_URL", "DATABASE_URL", "database_url"
         ),
     )
     channel: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "embedding_queue"
@@ -184,6 +184,8 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "settings"
+        if key.lower() in ("embedworker_database_url", "database_url"):
+            key = "database_url"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown setting"

@@ -14,5 +14,5 @@ def backoff_delay(
     quarter off, so items that failed together do not come back together.
     """
     exponent = max(retry_count - 1, 0)
-    raw = cap_s if exponent >= 64 else min(cap_s, base_s * 2.0**exponent)
+    raw = min(cap_s, base_s * 2.0 ** min(exponent, 64))
     return raw * (1.0 - 0.25 * (rng or random).random())

@@ -159,14 +159,30 @@ class Worker:
                 *(self._embed_with(name, embedder, outcomes)
                   for name, embedder in self._embedders.items())
             )
+            delays = [self._delay_for(outcome) for outcome in outcomes]
+            counts = await self._finish(batch.token, outcomes, delays)
         finally:
             renewal.cancel()
-        delays = [self._delay_for(outcome) for outcome in outcomes]
-        counts = await self._queue.finish(batch.token, outcomes, delays)
         self._log_batch(batch, outcomes, counts, time.monotonic() - started)
         self.batches += 1
         self.last_batch_at = time.time()
         return counts
+
+    async def _finish(
+        self, token: UUID, outcomes: Sequence[Outcome], delays: Sequence[float]
+    ) -> FinishCounts:
+        """Write the batch's results, riding out a short database outage while the lease holds."""
+        deadline = time.monotonic() + self._options.lease_timeout_s
+        delay = 0.2
+        while True:
+            try:
+                return await self._queue.finish(token, outcomes, delays)
+            except UNAVAILABLE_ERRORS as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("batch.finish_retry", error=describe(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay *= 2
 
     async def _embed_with(self, name: str, embedder: Embedder, outcomes: Sequence[Outcome]) -> None:
         todo = [o for o in outcomes if o.text and name not in o.item.models_done]

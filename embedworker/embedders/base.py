@@ -37,9 +37,11 @@ def check_vectors(vectors: Any, count: int, dimension: int) -> list[list[float]]
             raise ModelError(
                 ErrorKind.MALFORMED, f"malformed response: dimension {got}, expected {dimension}"
             )
+        if any(isinstance(value, bool) for value in vector):
+            raise ModelError(ErrorKind.MALFORMED, "malformed response: a vector holds a non-number")
         try:
             finite = all(math.isfinite(value) for value in vector)
-        except TypeError:
+        except (TypeError, OverflowError):
             raise ModelError(
                 ErrorKind.MALFORMED, "malformed response: a vector holds a non-number"
             ) from None
