@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -73,6 +74,26 @@ class ModelSettings(BaseModel):
         return url.rstrip("/")
 
 
+def _valid_cron(expression: str) -> str:
+    from croniter import croniter
+
+    if expression and not croniter.is_valid(expression):
+        raise ValueError(f"not a valid cron expression: {expression!r}")
+    return expression
+
+
+CronExpression = Annotated[str, AfterValidator(_valid_cron)]
+
+
+class ScheduleSettings(BaseModel):
+    """Cron strings (UTC) of the maintenance jobs the daemon runs itself; "" turns one off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cleanup: CronExpression = "0 2 * * *"
+    retry_failed: CronExpression = "0 3 * * 0"
+
+
 class Settings(BaseSettings):
     """Everything the daemon and the commands read; built once and passed in."""
 
@@ -101,6 +122,10 @@ class Settings(BaseSettings):
     max_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 8000
     shutdown_grace_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
     log_level: LogLevel = "info"
+    completed_retention_days: Annotated[float, Field(ge=0, le=36500)] = 7
+    failed_retention_days: Annotated[float, Field(ge=0, le=36500)] = 30
+    http_listen: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}$")] | None = None
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
     @field_validator("log_level", mode="before")
