@@ -9,7 +9,8 @@ bisected: it says nothing about the inputs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from embedworker.embedders import Embedder, ErrorKind, ModelError
 
@@ -18,14 +19,28 @@ Result = list[float] | ModelError
 _SPLITTABLE = (ErrorKind.TOO_BIG, ErrorKind.PER_ITEM, ErrorKind.MALFORMED)
 
 
-async def embed_isolating(embedder: Embedder, texts: Sequence[str]) -> list[Result]:
-    """One result per text, in order: its vector, or the error that concerns it."""
+async def embed_isolating(
+    embedder: Embedder,
+    texts: Sequence[str],
+    *,
+    on_request: Callable[[float, str | None], None] | None = None,
+) -> list[Result]:
+    """One result per text, in order: its vector, or the error that concerns it.
+
+    ``on_request(seconds, error_kind)`` is told about every request made.
+    """
     results: list[Result] = [ModelError(ErrorKind.TRANSIENT, "not attempted")] * len(texts)
 
+    def report(started: float, kind: str | None) -> None:
+        if on_request is not None:
+            on_request(time.monotonic() - started, kind)
+
     async def attempt(indices: Sequence[int]) -> None:
+        started = time.monotonic()
         try:
             vectors = await embedder.embed([texts[i] for i in indices])
         except ModelError as error:
+            report(started, error.kind.value)
             if error.kind in _SPLITTABLE and len(indices) > 1:
                 middle = len(indices) // 2
                 await attempt(indices[:middle])
@@ -34,6 +49,7 @@ async def embed_isolating(embedder: Embedder, texts: Sequence[str]) -> list[Resu
             for index in indices:
                 results[index] = error
             return
+        report(started, None)
         for index, vector in zip(indices, vectors, strict=True):
             results[index] = vector
 

@@ -22,10 +22,12 @@ class CircuitBreaker:
         name: str,
         health: Callable[[], Awaitable[bool]],
         *,
+        on_open: Callable[[], None] | None = None,
         on_close: Callable[[], None] | None = None,
     ):
         self.name = name
         self._health = health
+        self._on_open = on_open
         self._on_close = on_close
         self._closed = asyncio.Event()
         self._closed.set()
@@ -59,6 +61,8 @@ class CircuitBreaker:
         self.opened_count += 1
         self._closed.clear()
         log.warning("model.unavailable", model=self.name, reason=reason)
+        if self._on_open is not None:
+            self._on_open()
         self._probe = asyncio.create_task(self._probe_until_healthy(), name=f"probe-{self.name}")
 
     async def _probe_until_healthy(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from embedworker import __version__
+from embedworker.checks import run_checks
 from embedworker.config import ConfigError, Settings, load_settings
 from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="create or update the schema; safe to run again")
     commands.add_parser("run", help="run the daemon until SIGTERM or SIGINT")
     commands.add_parser("drain", help="process everything due now, then exit")
+    commands.add_parser(
+        "check", help="database, schema, pgvector and every model: one line each; exit 0 or 1"
+    )
     enqueue = commands.add_parser("enqueue", help="queue one item by hand")
     enqueue.add_argument("content_type")
     enqueue.add_argument("content_id", type=int)
@@ -78,12 +82,19 @@ async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _run(settings: Settings, _args: argparse.Namespace) -> int:
-    return await Service(settings).run()
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    return await Service(settings, config_path=args.config).run()
 
 
-async def _drain(settings: Settings, _args: argparse.Namespace) -> int:
-    return await Service(settings, drain=True).run()
+async def _drain(settings: Settings, args: argparse.Namespace) -> int:
+    return await Service(settings, drain=True, config_path=args.config).run()
+
+
+async def _check(settings: Settings, _args: argparse.Namespace) -> int:
+    results = await run_checks(settings)
+    for result in results:
+        print(result.line())
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILURE
 
 
 async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
@@ -110,5 +121,6 @@ _COMMANDS: dict[str, Command] = {
     "migrate": _migrate,
     "run": _run,
     "drain": _drain,
+    "check": _check,
     "enqueue": _enqueue,
 }

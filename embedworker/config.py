@@ -25,6 +25,7 @@ CONFIG_ENV = "EMBEDWORKER_CONFIG"
 
 SqlIdentifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
 LogLevel = Literal["debug", "info", "warning", "error"]
+ListenAddress = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}$")]
 
 # Studify's two model servers; a partial [models.<name>] table overrides these field by field.
 DEFAULT_MODELS: dict[str, dict[str, Any]] = {
@@ -124,7 +125,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     completed_retention_days: Annotated[float, Field(ge=0, le=36500)] = 7
     failed_retention_days: Annotated[float, Field(ge=0, le=36500)] = 30
-    http_listen: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}$")] | None = None
+    http_listen: ListenAddress | None = None
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 

@@ -1,34 +1,39 @@
-"""The composition root: builds the daemon from Settings, runs it, and shuts it down in order."""
+"""The composition root: builds the daemon from Settings, runs it, reloads it, shuts it down."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import structlog
 
-from embedworker.config import Settings
+from embedworker.config import ConfigError, ModelSettings, Settings, load_settings
 from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, create_pool, describe, wait_for_database
 from embedworker.db.queue import ModelColumns, QueueStore
 from embedworker.embedders import Embedder, build_embedder
 from embedworker.listener import Listener
-from embedworker.systemd import notify
+from embedworker.logs import configure_logging
+from embedworker.systemd import notify, watchdog_interval_s
 from embedworker.waker import Waker
-from embedworker.worker import Worker, WorkerOptions
+from embedworker.worker import Model, Runtime, Worker, WorkerOptions, build_models
 
 log = structlog.get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 RELEASE_TIMEOUT_S = 5.0
+# Settings a reload cannot change in a running process.
+RESTART_ONLY = ("database_url", "channel", "http_listen")
 
 
 class SchemaError(Exception):
-    """The database is not ready for this version of embedworker."""
+    """The database is not ready for this configuration of embedworker."""
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
@@ -45,7 +50,10 @@ def worker_options(settings: Settings) -> WorkerOptions:
 
 def model_columns(settings: Settings) -> list[ModelColumns]:
     return [
-        ModelColumns(name=name, column=model.column, flag_column=model.flag_column)
+        ModelColumns(
+            name=name, column=model.column, flag_column=model.flag_column,
+            dimension=model.dimension,
+        )
         for name, model in settings.enabled_models.items()
     ]
 
@@ -53,12 +61,31 @@ def model_columns(settings: Settings) -> list[ModelColumns]:
 class Service:
     """One daemon: the pool, the listener, the workers and the lease recovery loop."""
 
-    def __init__(self, settings: Settings, *, drain: bool = False):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        drain: bool = False,
+        config_path: Path | str | None = None,
+    ):
         self.settings = settings
         self.drain = drain
+        self.config_path = config_path
         self.stopping = asyncio.Event()
         self.force = asyncio.Event()
         self.waker = Waker()
+        self.reloads = 0
+        self.ready = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._pool: asyncpg.Pool | None = None
+        self._worker: Worker | None = None
+        self._listener: Listener | None = None
+        self._model_settings: dict[str, ModelSettings] = {}
+        self._all_models: list[Model] = []
+        self._last_recovery = time.monotonic()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- signals --------------------------------------------------------------------------
 
     def request_stop(self) -> None:
         """First call: stop claiming and finish in-flight work. Second call: stop now."""
@@ -71,15 +98,26 @@ class Service:
         self.stopping.set()
         self.waker.wake()
 
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the configuration; never ends the process."""
+        task = asyncio.create_task(self.reload(), name="reload")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.request_stop)
+        handlers = {signal.SIGTERM: self.request_stop, signal.SIGINT: self.request_stop}
+        if not self.drain:
+            handlers[signal.SIGHUP] = self.request_reload
+        for signum, handler in handlers.items():
+            loop.add_signal_handler(signum, handler)
         try:
             return await self._run()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in handlers:
                 loop.remove_signal_handler(signum)
+
+    # -- start and supervise --------------------------------------------------------------
 
     async def _run(self) -> int:
         settings = self.settings
@@ -91,48 +129,65 @@ class Service:
         finally:
             await conn.close()
 
-        pool = await create_pool(settings.database_url, max_size=settings.concurrency + 2)
-        embedders: dict[str, Embedder] = {
-            name: build_embedder(name, model) for name, model in settings.enabled_models.items()
-        }
-        store = QueueStore(
-            pool, model_columns(settings), default_max_retries=settings.max_retries
-        )
-        listener = None if self.drain else Listener(
-            settings.database_url, settings.channel, self.waker
-        )
-        worker = Worker(
-            store,
-            embedders,
-            worker_options(settings),
-            self.waker,
-            listening=listener.connected if listener else None,
-        )
-        log.info(
-            "embedworker.started",
-            models=sorted(embedders),
-            concurrency=settings.concurrency,
-            batch_size=settings.batch_size,
-            channel=settings.channel,
-            drain=self.drain,
-        )
+        self._pool = await create_pool(settings.database_url, max_size=settings.concurrency + 2)
         try:
-            return await self._supervise(worker, store, listener)
+            runtime = await self._build_runtime(settings)
+            self._model_settings = dict(settings.enabled_models)
+            problems = await _validate(runtime)
+            if problems:
+                raise SchemaError("; ".join(problems))
+            listener = None
+            if not self.drain:
+                listener = Listener(settings.database_url, settings.channel, self.waker)
+            self._listener = listener
+            self._worker = Worker(
+                runtime,
+                self.waker,
+                listening=(lambda: listener.healthy) if listener is not None else None,
+            )
+            log.info(
+                "embedworker.started",
+                models=sorted(runtime.models),
+                concurrency=settings.concurrency,
+                batch_size=settings.batch_size,
+                channel=settings.channel,
+                drain=self.drain,
+            )
+            return await self._supervise(self._worker, runtime)
         finally:
-            await worker.aclose()
-            for embedder in embedders.values():
-                await embedder.aclose()
-            await pool.close()
+            for model in self._all_models:
+                await model.breaker.aclose()
+                await model.embedder.aclose()
+            await self._pool.close()
             log.info("embedworker.stopped")
 
-    async def _supervise(
-        self, worker: Worker, store: QueueStore, listener: Listener | None
-    ) -> int:
+    async def _build_runtime(self, settings: Settings, previous: Runtime | None = None) -> Runtime:
+        """A runtime for ``settings``; models whose settings did not change are kept as they
+        are (same client, same breaker)."""
+        assert self._pool is not None
+        reused: dict[str, Model] = {}
+        fresh: dict[str, Embedder] = {}
+        for name, model_settings in settings.enabled_models.items():
+            if previous is not None and name in previous.models and \
+                    self._model_settings.get(name) == model_settings:
+                reused[name] = previous.models[name]
+            else:
+                fresh[name] = build_embedder(name, model_settings)
+        built = build_models(fresh, self.waker)
+        self._all_models.extend(built.values())
+        models = {name: reused.get(name) or built[name] for name in settings.enabled_models}
+        store = QueueStore(
+            self._pool, model_columns(settings), default_max_retries=settings.max_retries
+        )
+        return Runtime(queue=store, models=models, options=worker_options(settings))
+
+    async def _supervise(self, worker: Worker, runtime: Runtime) -> int:
         work = asyncio.create_task(worker.run(self.stopping, drain=self.drain), name="workers")
-        side = [asyncio.create_task(self._recover_leases(store), name="lease-recovery")]
-        if listener is not None:
-            side.append(asyncio.create_task(listener.run(self.stopping), name="listener"))
-            side.append(asyncio.create_task(self._announce_ready(listener), name="ready"))
+        side = [asyncio.create_task(self._recover_leases(), name="lease-recovery")]
+        if self._listener is not None:
+            side.append(asyncio.create_task(self._listener.run(self.stopping), name="listener"))
+            side.append(asyncio.create_task(self._announce_ready(), name="ready"))
+            side.append(asyncio.create_task(self._watchdog(), name="watchdog"))
         stop_wait = asyncio.create_task(self.stopping.wait())
         exit_code = EXIT_OK
         try:
@@ -140,16 +195,14 @@ class Service:
             pending = {work, stop_wait, *side}
             while not (work.done() or stop_wait.done()):
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if _crashed(task):
-                        exit_code = EXIT_FAILURE
-                if exit_code != EXIT_OK:
+                if any(_crashed(task) for task in done):
+                    exit_code = EXIT_FAILURE
                     break
             self.stopping.set()
             self.waker.wake()
             await self._finish_work(work)
         finally:
-            for task in [*side, stop_wait]:
+            for task in [*side, stop_wait, *self._tasks]:
                 task.cancel()
             for task in side:
                 with suppress(asyncio.CancelledError, Exception):
@@ -161,10 +214,12 @@ class Service:
             log.info("shutdown.released", items=released)
         return exit_code
 
-    async def _announce_ready(self, listener: Listener) -> None:
+    async def _announce_ready(self) -> None:
         """READY=1 once the database answers and LISTEN is up."""
-        await listener.connected.wait()
+        assert self._listener is not None
+        await self._listener.connected.wait()
         notify("READY=1", "STATUS=listening on " + self.settings.channel)
+        self.ready.set()
         log.info("embedworker.ready")
 
     async def _finish_work(self, work: asyncio.Task[None]) -> None:
@@ -191,9 +246,15 @@ class Service:
             log.error("shutdown.release_failed", error=describe(exc))
             return 0
 
-    async def _recover_leases(self, store: QueueStore) -> None:
-        interval = min(max(self.settings.lease_timeout_s / 3, 0.5), 10.0)
+    def _recovery_interval_s(self) -> float:
+        return min(max(self.settings.lease_timeout_s / 3, 0.5), 10.0)
+
+    async def _recover_leases(self) -> None:
         while not self.stopping.is_set():
+            self._last_recovery = time.monotonic()
+            assert self._worker is not None
+            store = self._worker.runtime.queue
+            assert isinstance(store, QueueStore)
             try:
                 requeued, failed = await store.recover_expired(
                     self.settings.lease_timeout_s, self.settings.max_reclaims
@@ -204,7 +265,83 @@ class Service:
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("lease.recovery_failed", error=describe(exc))
             with suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=self._recovery_interval_s())
+
+    # -- health and systemd's watchdog ----------------------------------------------------
+
+    def health_problems(self) -> list[str]:
+        """Why the daemon is not healthy; empty when its loops are all ticking."""
+        problems = []
+        if self._worker is not None and (wedged := self._worker.wedged()):
+            problems.append(f"worker coroutines {wedged} show no progress")
+        stalled_after = 3 * self._recovery_interval_s() + 30
+        if time.monotonic() - self._last_recovery > stalled_after:
+            problems.append("the lease recovery loop has stalled")
+        return problems
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 at half of WATCHDOG_USEC while healthy; silence lets systemd restart us."""
+        interval = watchdog_interval_s()
+        if interval is None:
+            return
+        while not self.stopping.is_set():
+            problems = self.health_problems()
+            if problems:
+                log.error("watchdog.unhealthy", problems=problems)
+            else:
+                notify("WATCHDOG=1")
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+
+    # -- reload ---------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Apply the configuration file and environment as they are now; keep the running
+        configuration if they are invalid. True when the new configuration was applied."""
+        async with self._reload_lock:
+            notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            try:
+                return await self._reload()
+            finally:
+                notify("READY=1")
+
+    async def _reload(self) -> bool:
+        old = self.settings
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("reload.rejected", reason=str(exc))
+            return False
+        ignored = [key for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
+        if ignored:
+            log.warning("reload.needs_restart", keys=ignored)
+            new = new.model_copy(update={key: getattr(old, key) for key in ignored})
+        if self._worker is None:
+            self.settings = new
+            return True
+        runtime = await self._build_runtime(new, self._worker.runtime)
+        problems = await _validate(runtime)
+        if problems:
+            log.error("reload.rejected", reason="; ".join(problems))
+            return False
+        configure_logging(new.log_level)
+        self._model_settings = dict(new.enabled_models)
+        self._worker.reconfigure(runtime)
+        self.settings = new
+        self.reloads += 1
+        changed = sorted(key for key in Settings.model_fields
+                         if getattr(new, key) != getattr(old, key))
+        log.info("reload.applied", changed=changed)
+        return True
+
+
+async def _validate(runtime: Runtime) -> list[str]:
+    store = runtime.queue
+    assert isinstance(store, QueueStore)
+    try:
+        return await store.validate()
+    except UNAVAILABLE_ERRORS as exc:
+        return [f"database unavailable: {describe(exc)}"]
 
 
 def _crashed(task: asyncio.Task[Any]) -> bool:
@@ -231,3 +368,4 @@ async def check_schema(conn: asyncpg.Connection, channel: str) -> None:
             f"the NOTIFY trigger uses channel {current!r} but channel is {channel!r}: "
             "run `embedworker migrate`"
         )
+

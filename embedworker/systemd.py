@@ -21,3 +21,15 @@ def notify(*states: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def watchdog_interval_s() -> float | None:
+    """Half of $WATCHDOG_USEC when systemd's watchdog is on for this process, else None."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid is not None and pid != str(os.getpid())):
+        return None
+    try:
+        return int(usec) / 2 / 1_000_000
+    except ValueError:
+        return None

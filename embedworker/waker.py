@@ -24,17 +24,18 @@ class Waker:
     def clear(self) -> None:
         self._event.clear()
 
-    async def wait(self, max_wait_s: float) -> bool:
-        """Wait for a wake-up, a due timer or ``max_wait_s``; True if woken, not timed out."""
+    async def wait(self, max_wait_s: float) -> str:
+        """Wait for a wake-up, a due timer or ``max_wait_s``; says which: notify, timer, poll."""
         now = time.monotonic()
         if self._timers and self._timers[0] <= now:
             heapq.heappop(self._timers)
-            return True
+            return "timer"
         timeout = max_wait_s
-        if self._timers:
-            timeout = min(timeout, self._timers[0] - now)
+        timer_first = bool(self._timers) and self._timers[0] - now < max_wait_s
+        if timer_first:
+            timeout = self._timers[0] - now
         try:
             await asyncio.wait_for(self._event.wait(), timeout=max(timeout, 0.0))
         except TimeoutError:
-            return False
-        return True
+            return "timer" if timer_first else "poll"
+        return "notify"

@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
@@ -30,6 +30,8 @@ DEGRADED_POLL_S = 2.0
 EMPTY_TEXT_REASON = "empty text after cleaning: nothing to embed"
 # An item that met a model outage comes back this soon; the breaker holds claims until then.
 UNAVAILABLE_RETRY_S = 1.0
+# A busy coroutine that shows no progress (no lease renewal, no new batch) for this long is wedged.
+WEDGED_AFTER_S = 120.0
 
 
 class QueuePort(Protocol):
@@ -46,6 +48,36 @@ class QueuePort(Protocol):
     async def release(self, tokens: Sequence[UUID]) -> int: ...
 
 
+class WorkerMetrics(Protocol):
+    """The numbers the worker reports (implemented by metrics.Metrics)."""
+
+    def batch_finished(
+        self, size: int, completed: int, retrying: int, failed: int, seconds: float
+    ) -> None: ...
+
+    def model_request(self, model: str, seconds: float, error_kind: str | None) -> None: ...
+
+    def model_available(self, model: str, up: bool) -> None: ...
+
+    def wakeup(self, reason: str) -> None: ...
+
+
+class NoMetrics:
+    def batch_finished(
+        self, size: int, completed: int, retrying: int, failed: int, seconds: float
+    ) -> None:
+        pass
+
+    def model_request(self, model: str, seconds: float, error_kind: str | None) -> None:
+        pass
+
+    def model_available(self, model: str, up: bool) -> None:
+        pass
+
+    def wakeup(self, reason: str) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     concurrency: int
@@ -57,83 +89,132 @@ class WorkerOptions:
     poll_interval_s: float
 
 
+@dataclass(frozen=True)
+class Model:
+    """One enabled model as the worker uses it: its client and its circuit breaker."""
+
+    name: str
+    embedder: Embedder
+    breaker: CircuitBreaker
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything a batch uses, fixed from its claim to its finish; a reload swaps it whole."""
+
+    queue: QueuePort
+    models: Mapping[str, Model]
+    options: WorkerOptions
+
+
 class Worker:
     """``concurrency`` coroutines that each claim and process one batch at a time."""
 
     def __init__(
         self,
-        queue: QueuePort,
-        embedders: Mapping[str, Embedder],
-        options: WorkerOptions,
+        runtime: Runtime,
         waker: Waker,
         *,
-        listening: asyncio.Event | None = None,
+        listening: Callable[[], bool] | None = None,
+        metrics: WorkerMetrics | None = None,
         rng: random.Random | None = None,
     ):
-        self._queue = queue
-        self._embedders = dict(embedders)
-        self._options = options
+        self.runtime = runtime
         self._waker = waker
         self._listening = listening
+        self._metrics = metrics or NoMetrics()
         self._rng = rng or random.Random()
-        self.breakers = {
-            name: CircuitBreaker(name, embedder.healthy, on_close=waker.wake)
-            for name, embedder in self._embedders.items()
-        }
+        self._group: asyncio.TaskGroup | None = None
+        self._stopping = asyncio.Event()
+        self._drain = False
+        # coroutine number -> monotonic time of its last progress, or None while idle
+        self._busy_since: dict[int, float | None] = {}
         self.in_flight: set[UUID] = set()
         self.batches = 0
         self.last_batch_at: float | None = None
 
     async def run(self, stopping: asyncio.Event, *, drain: bool = False) -> None:
         """Run the coroutines until ``stopping`` is set (or, with ``drain``, nothing is due)."""
+        self._stopping, self._drain = stopping, drain
         async with asyncio.TaskGroup() as group:
-            for number in range(self._options.concurrency):
-                group.create_task(self._loop(stopping, drain), name=f"worker-{number}")
+            self._group = group
+            self._spawn_loops()
+        self._group = None
 
-    async def aclose(self) -> None:
-        for breaker in self.breakers.values():
-            await breaker.aclose()
+    def reconfigure(self, runtime: Runtime) -> None:
+        """Use ``runtime`` for every batch claimed from now on; in-flight batches keep theirs."""
+        self.runtime = runtime
+        self._spawn_loops()
+        self._waker.wake()
+
+    def wedged(self) -> list[int]:
+        """Coroutines busy for WEDGED_AFTER_S without any progress."""
+        now = time.monotonic()
+        return [number for number, since in self._busy_since.items()
+                if since is not None and now - since > WEDGED_AFTER_S]
 
     async def release_in_flight(self) -> int:
         """Give back the rows of batches that were interrupted."""
         tokens = list(self.in_flight)
         self.in_flight.clear()
-        return await self._queue.release(tokens)
+        return await self.runtime.queue.release(tokens)
 
-    async def _loop(self, stopping: asyncio.Event, drain: bool) -> None:
+    def _spawn_loops(self) -> None:
+        if self._group is None:
+            return
+        for number in range(self.runtime.options.concurrency):
+            if number not in self._busy_since:
+                self._busy_since[number] = None
+                self._group.create_task(self._loop(number), name=f"worker-{number}")
+
+    async def _loop(self, number: int) -> None:
+        try:
+            await self._work(number)
+        finally:
+            del self._busy_since[number]
+
+    async def _work(self, number: int) -> None:
         failures = 0
-        while not stopping.is_set():
+        while not self._stopping.is_set():
+            runtime = self.runtime
+            if number >= runtime.options.concurrency:
+                return  # the concurrency was lowered by a reload
             self._waker.clear()
-            if any(breaker.is_open for breaker in self.breakers.values()):
+            if any(model.breaker.is_open for model in runtime.models.values()):
                 # Items stay queued, spending nothing, until every model answers again.
-                await self._waker.wait(self._options.poll_interval_s)
+                await self._idle(number, runtime.options.poll_interval_s)
                 continue
+            self._busy_since[number] = time.monotonic()
             try:
-                found = await self._claim_and_process()
+                found = await self._claim_and_process(runtime, number)
                 failures = 0
             except UNAVAILABLE_ERRORS as exc:
                 failures += 1
                 delay = min(0.5 * 2**failures, 30.0)
                 log.warning("database.error", error=describe(exc), retry_in_s=delay)
-                await self._waker.wait(delay)
+                await self._idle(number, delay)
                 continue
             if found:
                 continue
-            if drain:
+            if self._drain:
                 return
-            await self._waker.wait(self._idle_wait_s())
+            await self._idle(number, self._idle_wait_s(runtime))
 
-    def _idle_wait_s(self) -> float:
-        if self._listening is not None and not self._listening.is_set():
-            return min(DEGRADED_POLL_S, self._options.poll_interval_s)
-        return self._options.poll_interval_s
+    async def _idle(self, number: int, max_wait_s: float) -> None:
+        self._busy_since[number] = None
+        self._metrics.wakeup(await self._waker.wait(max_wait_s))
 
-    async def _claim_and_process(self) -> bool:
+    def _idle_wait_s(self, runtime: Runtime) -> float:
+        if self._listening is not None and not self._listening():
+            return min(DEGRADED_POLL_S, runtime.options.poll_interval_s)
+        return runtime.options.poll_interval_s
+
+    async def _claim_and_process(self, runtime: Runtime, number: int) -> bool:
         token = uuid.uuid4()
         self.in_flight.add(token)
         try:
-            batch = await self._queue.claim(
-                self._options.batch_size, token, self._options.lease_timeout_s
+            batch = await runtime.queue.claim(
+                runtime.options.batch_size, token, runtime.options.lease_timeout_s
             )
         except BaseException:
             self.in_flight.discard(token)
@@ -141,42 +222,53 @@ class Worker:
         if not batch.items:
             self.in_flight.discard(token)
             return False
-        await self.process(batch)
+        await self.process(batch, runtime, number)
         self.in_flight.discard(token)
         return True
 
-    async def process(self, batch: Batch) -> FinishCounts:
+    async def process(
+        self, batch: Batch, runtime: Runtime | None = None, number: int | None = None
+    ) -> FinishCounts:
         """Embed and finish one claimed batch."""
+        runtime = runtime or self.runtime
         started = time.monotonic()
-        outcomes = [Outcome(item, clean_text(item.content_text, self._options.max_chars))
+        outcomes = [Outcome(item, clean_text(item.content_text, runtime.options.max_chars))
                     for item in batch.items]
         for outcome in outcomes:
             if not outcome.text:
                 outcome.fail(EMPTY_TEXT_REASON, final=True)
-        renewal = asyncio.create_task(self._renew_lease(batch.token))
+        renewal = asyncio.create_task(self._renew_lease(batch.token, runtime, number))
         try:
             await asyncio.gather(
-                *(self._embed_with(name, embedder, outcomes)
-                  for name, embedder in self._embedders.items())
+                *(self._embed_with(model, outcomes) for model in runtime.models.values())
             )
-            delays = [self._delay_for(outcome) for outcome in outcomes]
-            counts = await self._finish(batch.token, outcomes, delays)
+            delays = [self._delay_for(outcome, runtime.options) for outcome in outcomes]
+            counts = await self._finish(runtime, batch.token, outcomes, delays)
         finally:
             renewal.cancel()
-        self._log_batch(batch, outcomes, counts, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        self._log_batch(batch, runtime, outcomes, counts, seconds)
+        self._metrics.batch_finished(
+            len(batch.items), counts.completed, counts.retrying, counts.failed, seconds
+        )
         self.batches += 1
-        self.last_batch_at = time.time()
+        if counts.completed:
+            self.last_batch_at = time.time()
         return counts
 
     async def _finish(
-        self, token: UUID, outcomes: Sequence[Outcome], delays: Sequence[float]
+        self,
+        runtime: Runtime,
+        token: UUID,
+        outcomes: Sequence[Outcome],
+        delays: Sequence[float],
     ) -> FinishCounts:
         """Write the batch's results, riding out a short database outage while the lease holds."""
-        deadline = time.monotonic() + self._options.lease_timeout_s
+        deadline = time.monotonic() + runtime.options.lease_timeout_s
         delay = 0.2
         while True:
             try:
-                return await self._queue.finish(token, outcomes, delays)
+                return await runtime.queue.finish(token, outcomes, delays)
             except UNAVAILABLE_ERRORS as exc:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -184,16 +276,20 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay *= 2
 
-    async def _embed_with(self, name: str, embedder: Embedder, outcomes: Sequence[Outcome]) -> None:
+    async def _embed_with(self, model: Model, outcomes: Sequence[Outcome]) -> None:
+        name, breaker = model.name, model.breaker
         todo = [o for o in outcomes if o.text and name not in o.item.models_done]
         if not todo:
             return
-        breaker = self.breakers[name]
         if breaker.is_open:
             for outcome in todo:
                 outcome.fail(f"{name}: unavailable: {breaker.reason}", charge=False)
             return
-        results = await embed_isolating(embedder, [o.text for o in todo])
+        results = await embed_isolating(
+            model.embedder,
+            [o.text for o in todo],
+            on_request=lambda seconds, kind: self._metrics.model_request(name, seconds, kind),
+        )
         transient = [r for r in results if isinstance(r, ModelError)
                      and r.kind is ErrorKind.TRANSIENT]
         outage = bool(transient) and await breaker.confirm_outage(transient[0].reason)
@@ -205,14 +301,14 @@ class Worker:
             else:
                 outcome.fail(f"{name}: {result.reason}")
 
-    def _delay_for(self, outcome: Outcome) -> float:
+    def _delay_for(self, outcome: Outcome, options: WorkerOptions) -> float:
         if outcome.succeeded or outcome.final:
             return 0.0
         if outcome.charge:
             delay = backoff_delay(
                 outcome.item.retry_count + 1,
-                self._options.retry_delay_s,
-                self._options.retry_delay_max_s,
+                options.retry_delay_s,
+                options.retry_delay_max_s,
                 self._rng,
             )
         else:
@@ -220,18 +316,22 @@ class Worker:
         self._waker.wake_at(time.monotonic() + delay)
         return delay
 
-    async def _renew_lease(self, token: UUID) -> None:
-        interval = self._options.lease_timeout_s / 3
+    async def _renew_lease(self, token: UUID, runtime: Runtime, number: int | None) -> None:
+        lease_s = runtime.options.lease_timeout_s
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(lease_s / 3)
             try:
-                await self._queue.renew(token, self._options.lease_timeout_s)
+                await runtime.queue.renew(token, lease_s)
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("lease.renew_failed", error=describe(exc))
+                continue
+            if number is not None and number in self._busy_since:
+                self._busy_since[number] = time.monotonic()
 
     def _log_batch(
         self,
         batch: Batch,
+        runtime: Runtime,
         outcomes: Sequence[Outcome],
         counts: FinishCounts,
         seconds: float,
@@ -250,7 +350,7 @@ class Worker:
         log.info(
             "batch.finished",
             size=len(batch.items),
-            models=sorted(self._embedders),
+            models=sorted(runtime.models),
             vectors=sum(len(o.vectors) for o in outcomes),
             duration_ms=round(seconds * 1000, 1),
             completed=counts.completed,
@@ -258,3 +358,29 @@ class Worker:
             failed=counts.failed,
             lost=counts.lost,
         )
+
+
+def build_models(
+    embedders: Mapping[str, Embedder],
+    waker: Waker,
+    metrics: WorkerMetrics | None = None,
+) -> dict[str, Model]:
+    """A breaker for each embedder; the breaker wakes the workers when its model is back."""
+    report = metrics or NoMetrics()
+
+    def breaker_for(name: str, embedder: Embedder) -> CircuitBreaker:
+        def closed() -> None:
+            report.model_available(name, True)
+            waker.wake()
+
+        return CircuitBreaker(
+            name,
+            embedder.healthy,
+            on_open=lambda: report.model_available(name, False),
+            on_close=closed,
+        )
+
+    return {
+        name: Model(name, embedder, breaker_for(name, embedder))
+        for name, embedder in embedders.items()
+    }

@@ -25,6 +25,7 @@ class ModelColumns:
     name: str
     column: str
     flag_column: str
+    dimension: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,19 @@ class QueueStore:
         self._default_max_retries = default_max_retries
         self._claim_sql = _claim_sql(self._models)
         self._upsert_sql = _upsert_embeddings_sql(self._models)
+
+    async def validate(self) -> list[str]:
+        """Problems that would make this store's SQL fail: missing or mis-sized columns."""
+        problems = await check_model_columns(self._pool, self._models)
+        if problems:
+            return problems
+        async with self._pool.acquire() as conn:
+            for sql in (self._claim_sql, self._upsert_sql):
+                try:
+                    await conn.prepare(sql)
+                except asyncpg.PostgresError as exc:
+                    problems.append(str(exc))
+        return problems
 
     async def claim(self, limit: int, token: UUID, lease_s: float) -> Batch:
         """Take up to ``limit`` due items, most urgent first, under a new lease."""
@@ -143,6 +157,45 @@ class QueueStore:
         rows = await self._pool.fetch(_RECOVER_SQL, lease_s, max_reclaims)
         failed = sum(1 for row in rows if row["status"] == "failed")
         return len(rows) - failed, failed
+
+
+async def check_model_columns(
+    conn: asyncpg.Pool | asyncpg.Connection, models: Sequence[ModelColumns]
+) -> list[str]:
+    """Each model's vector column must exist in embeddings with its dimension, and its flag
+    column must be boolean. Returns one readable problem per mismatch."""
+    rows = await conn.fetch(
+        "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
+        " WHERE attrelid = to_regclass('embeddings') AND attnum > 0 AND NOT attisdropped"
+    )
+    types = {row["attname"]: row["type"] for row in rows}
+    problems = []
+    for model in models:
+        wanted = f"vector({model.dimension})"
+        actual = types.get(model.column)
+        if actual is None:
+            problems.append(
+                f"models.{model.name}: column embeddings.{model.column} does not exist"
+                f" (ALTER TABLE embeddings ADD COLUMN {quote_ident(model.column)} {wanted})"
+            )
+        elif actual != wanted:
+            problems.append(
+                f"models.{model.name}: column embeddings.{model.column} is {actual},"
+                f" the model gives {wanted}"
+            )
+        flag = types.get(model.flag_column)
+        if flag is None:
+            problems.append(
+                f"models.{model.name}: column embeddings.{model.flag_column} does not exist"
+                f" (ALTER TABLE embeddings ADD COLUMN {quote_ident(model.flag_column)}"
+                " boolean DEFAULT false)"
+            )
+        elif flag != "boolean":
+            problems.append(
+                f"models.{model.name}: column embeddings.{model.flag_column} is {flag},"
+                " not boolean"
+            )
+    return problems
 
 
 def _short(reason: str | None, limit: int = 500) -> str | None:

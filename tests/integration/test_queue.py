@@ -15,8 +15,8 @@ from embedworker.domain import Outcome
 from tests.helpers import insert_items
 
 MODELS = [
-    ModelColumns("e5_small", "embedding_e5_small", "has_e5_embedding"),
-    ModelColumns("bge_m3", "embedding_bge_m3", "has_bge_embedding"),
+    ModelColumns("e5_small", "embedding_e5_small", "has_e5_embedding", 384),
+    ModelColumns("bge_m3", "embedding_bge_m3", "has_bge_embedding", 1024),
 ]
 
 

@@ -1,0 +1,95 @@
+"""`embedworker check`: is everything the daemon needs there and working?"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+
+from embedworker.config import Settings
+from embedworker.db import migrations
+from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
+from embedworker.db.queue import check_model_columns
+from embedworker.embedders import ModelError, build_embedder
+from embedworker.service import model_columns
+
+CHECK_TEXT = "embedworker check: is this model answering?"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    """Database, schema, pgvector, each model's columns, health and one test embedding."""
+    results = await _database_checks(settings)
+    model_results = await asyncio.gather(
+        *(_model_checks(name, settings) for name in settings.enabled_models)
+    )
+    for checks in model_results:
+        results.extend(checks)
+    return results
+
+
+async def _database_checks(settings: Settings) -> list[Check]:
+    try:
+        conn = await connect(settings.database_url)
+    except UNAVAILABLE_ERRORS as exc:
+        return [Check("database", False, f"unreachable: {describe(exc)}")]
+    except asyncpg.PostgresError as exc:
+        return [Check("database", False, describe(exc))]
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        results = [Check("database", True, f"reachable (PostgreSQL {version})")]
+        vector = await conn.fetchval(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        )
+        results.append(Check(
+            "pgvector", vector is not None,
+            f"version {vector}" if vector else "extension vector is not installed: run migrate",
+        ))
+        missing = await migrations.pending(conn)
+        results.append(Check(
+            "migrations", not missing,
+            "current" if not missing else f"missing {', '.join(missing)}: run migrate",
+        ))
+        if not missing:
+            channel = await conn.fetchval("SELECT embedworker_channel()")
+            results.append(Check(
+                "notify channel", channel == settings.channel,
+                f"{channel}" if channel == settings.channel
+                else f"trigger uses {channel!r}, config says {settings.channel!r}: run migrate",
+            ))
+        problems = await check_model_columns(conn, model_columns(settings))
+        results.append(Check(
+            "columns", not problems, "; ".join(problems) or "every model's columns exist"
+        ))
+        return results
+    finally:
+        await conn.close()
+
+
+async def _model_checks(name: str, settings: Settings) -> list[Check]:
+    model = settings.models[name]
+    embedder = build_embedder(name, model)
+    try:
+        healthy = await embedder.healthy()
+        results = [Check(f"model {name}", healthy,
+                         f"{model.url} healthy" if healthy else f"{model.url} not healthy")]
+        try:
+            vectors = await embedder.embed([CHECK_TEXT])
+        except ModelError as exc:
+            results.append(Check(f"model {name} embedding", False, exc.reason))
+        else:
+            results.append(Check(f"model {name} embedding", True,
+                                 f"{len(vectors[0])} dimensions as configured"))
+        return results
+    finally:
+        await embedder.aclose()
