@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+import asyncpg
 import structlog
 
 from embedworker import __version__
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Command = _COMMANDS[args.command]
     try:
         return asyncio.run(command(settings, args))
+    except asyncpg.ClientConfigurationError as exc:  # an InterfaceError: before UNAVAILABLE
+        print(f"embedworker: invalid configuration: database_url: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except SchemaError as exc:
         print(f"embedworker: {exc}", file=sys.stderr)
         return EXIT_FAILURE

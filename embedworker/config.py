@@ -185,6 +185,9 @@ def load_settings(path: Path | str | None = None) -> Settings:
     """Read the TOML file (``path`` or $EMBEDWORKER_CONFIG, if any) and the environment."""
     if path is None and os.environ.get(CONFIG_ENV):
         path = os.environ[CONFIG_ENV]
+    unknown = _unknown_environment_keys()
+    if unknown:
+        raise ConfigError("; ".join(f"{name}: unknown setting" for name in unknown))
     file_values = _read_toml(Path(path)) if path is not None else {}
     # Without this default the models validator would not run when nothing names a model.
     file_values.setdefault("models", {})
@@ -192,6 +195,16 @@ def load_settings(path: Path | str | None = None) -> Settings:
         return Settings(**file_values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def _unknown_environment_keys() -> list[str]:
+    """EMBEDWORKER_* variables that name no setting (a typo would otherwise go unnoticed)."""
+    known = {name.upper() for name in Settings.model_fields} | {"CONFIG", "TEST_DATABASE_URL"}
+    return sorted(
+        name for name in os.environ
+        if name.upper().startswith("EMBEDWORKER_")
+        and name.upper().removeprefix("EMBEDWORKER_").split("__")[0] not in known
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
@@ -32,6 +33,8 @@ EMPTY_TEXT_REASON = "empty text after cleaning: nothing to embed"
 UNAVAILABLE_RETRY_S = 1.0
 # A busy coroutine that shows no progress (no lease renewal, no new batch) for this long is wedged.
 WEDGED_AFTER_S = 120.0
+# How long shutdown waits for a claim already sent to the database.
+CLAIM_SETTLE_S = 10.0
 
 
 class QueuePort(Protocol):
@@ -212,10 +215,17 @@ class Worker:
     async def _claim_and_process(self, runtime: Runtime, number: int) -> bool:
         token = uuid.uuid4()
         self.in_flight.add(token)
+        claim = asyncio.ensure_future(runtime.queue.claim(
+            runtime.options.batch_size, token, runtime.options.lease_timeout_s
+        ))
         try:
-            batch = await runtime.queue.claim(
-                runtime.options.batch_size, token, runtime.options.lease_timeout_s
-            )
+            batch = await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            # The claim may commit although we stop waiting: let it end, and keep the token in
+            # in_flight so that release_in_flight() gives its rows back.
+            with suppress(Exception):
+                await asyncio.wait_for(claim, CLAIM_SETTLE_S)
+            raise
         except BaseException:
             self.in_flight.discard(token)
             raise

@@ -63,6 +63,8 @@ async def wait_for_database(
     while not stopping.is_set():
         try:
             return await connect(dsn)
+        except asyncpg.ClientConfigurationError:
+            raise  # a malformed URL is a mistake in the settings: waiting cannot fix it
         except UNAVAILABLE_ERRORS as exc:
             log.warning("database.unavailable", error=describe(exc), retry_in_s=round(delay, 1))
         with suppress(TimeoutError):

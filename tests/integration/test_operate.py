@@ -227,7 +227,8 @@ def test_check_fails_when_a_model_is_down(config_file: Path, bge_server: Standin
     result = run_check(config_file)
     assert result.returncode == 1
     failing = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
-    assert failing and all("bge_m3" in line for line in failing)
+    assert failing
+    assert all("bge_m3" in line for line in failing)
 
 
 def test_check_fails_on_a_wrong_dimension(config_file: Path) -> None:
