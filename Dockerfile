@@ -14,7 +14,12 @@ RUN pip install --no-cache-dir --no-index --find-links /wheels embedworker \
     && rm -rf /wheels /tmp/constraints.txt \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin embedworker
 USER embedworker
-ENV PYTHONUNBUFFERED=1
+ENV PYTHONUNBUFFERED=1 \
+    EMBEDWORKER_HTTP_LISTEN=0.0.0.0:9464
+EXPOSE 9464
+# /healthz answers 200 while the daemon's loops are ticking (see README, "Observability").
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["embedworker"]
 CMD ["run"]

@@ -17,6 +17,7 @@ from embedworker.config import ConfigError, Settings, load_settings
 from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
 from embedworker.logs import configure_logging
+from embedworker.schedules import MANUAL_JOBS
 from embedworker.service import EXIT_FAILURE, EXIT_OK, SchemaError, Service
 
 EXIT_USAGE = 2
@@ -42,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", help="database, schema, pgvector and every model: one line each; exit 0 or 1"
     )
+    maintenance = commands.add_parser("maintenance", help="run one maintenance job now")
+    maintenance.add_argument("job", choices=sorted(MANUAL_JOBS), help=(
+        "cleanup: delete old 'completed' and 'failed' rows; retry-failed: 'failed' back to "
+        "'queued'; reset-stuck: 'processing' and 'failed' back to 'queued'"
+    ))
     enqueue = commands.add_parser("enqueue", help="queue one item by hand")
     enqueue.add_argument("content_type")
     enqueue.add_argument("content_id", type=int)
@@ -101,6 +107,16 @@ async def _check(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILURE
 
 
+async def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await connect(settings.database_url)
+    try:
+        counts = await MANUAL_JOBS[args.job](conn, settings)
+    finally:
+        await conn.close()
+    print(f"{args.job}: " + ", ".join(f"{name} {value}" for name, value in counts.items()))
+    return EXIT_OK
+
+
 async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
     conn = await connect(settings.database_url)
     try:
@@ -126,5 +142,6 @@ _COMMANDS: dict[str, Command] = {
     "run": _run,
     "drain": _drain,
     "check": _check,
+    "maintenance": _maintenance,
     "enqueue": _enqueue,
 }

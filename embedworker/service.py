@@ -19,6 +19,7 @@ from embedworker.db.queue import ModelColumns, QueueStore
 from embedworker.embedders import Embedder, build_embedder
 from embedworker.listener import Listener
 from embedworker.logs import configure_logging
+from embedworker.schedules import Scheduler
 from embedworker.systemd import notify, watchdog_interval_s
 from embedworker.waker import Waker
 from embedworker.worker import Model, Runtime, Worker, WorkerOptions, build_models
@@ -80,6 +81,7 @@ class Service:
         self._pool: asyncpg.Pool | None = None
         self._worker: Worker | None = None
         self._listener: Listener | None = None
+        self._scheduler: Scheduler | None = None
         self._model_settings: dict[str, ModelSettings] = {}
         self._all_models: list[Model] = []
         self._last_recovery = time.monotonic()
@@ -185,6 +187,9 @@ class Service:
         work = asyncio.create_task(worker.run(self.stopping, drain=self.drain), name="workers")
         side = [asyncio.create_task(self._recover_leases(), name="lease-recovery")]
         if self._listener is not None:
+            assert self._pool is not None
+            self._scheduler = Scheduler(self._pool, self.settings)
+            side.append(asyncio.create_task(self._scheduler.run(self.stopping), name="schedules"))
             side.append(asyncio.create_task(self._listener.run(self.stopping), name="listener"))
             side.append(asyncio.create_task(self._announce_ready(), name="ready"))
             side.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -327,6 +332,8 @@ class Service:
         configure_logging(new.log_level)
         self._model_settings = dict(new.enabled_models)
         self._worker.reconfigure(runtime)
+        if self._scheduler is not None:
+            self._scheduler.reload(new)
         self.settings = new
         self.reloads += 1
         changed = sorted(key for key in Settings.model_fields

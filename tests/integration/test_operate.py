@@ -248,3 +248,36 @@ def test_check_fails_on_an_unmigrated_database(
     result = run_check(path)
     assert result.returncode == 1
     assert any(line.startswith("FAIL  migrations") for line in result.stdout.splitlines())
+
+
+# -- embedworker maintenance ------------------------------------------------------------------
+
+
+async def test_maintenance_commands_change_exactly_what_they_should(
+    db: asyncpg.Connection, config_file: Path
+) -> None:
+    await insert_items(db, [f"row {n}" for n in range(6)])
+    await db.execute("""
+        UPDATE embedding_queue SET status = CASE content_id
+            WHEN 1 THEN 'completed' WHEN 2 THEN 'completed' WHEN 3 THEN 'failed'
+            WHEN 4 THEN 'processing' ELSE 'queued' END,
+          updated_at = CASE WHEN content_id IN (1, 3) THEN now() - interval '60 days'
+                            ELSE now() END
+    """)
+
+    def maintenance(job: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "embedworker", "maintenance", job],
+            env=daemon_env(config_file), capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert await asyncio.to_thread(maintenance, "cleanup") == \
+        "cleanup: completed_deleted 1, failed_deleted 1"
+    assert sorted(await db.fetchval("SELECT array_agg(content_id) FROM embedding_queue")) == \
+        [2, 4, 5, 6]
+    await db.execute("UPDATE embedding_queue SET status = 'failed' WHERE content_id = 5")
+    assert await asyncio.to_thread(maintenance, "retry-failed") == "retry-failed: requeued 1"
+    assert await asyncio.to_thread(maintenance, "reset-stuck") == "reset-stuck: requeued 1"
+    assert await statuses(db) == {"completed": 1, "queued": 3}
