@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -16,9 +17,11 @@ from embedworker.checks import run_checks
 from embedworker.config import ConfigError, Settings, load_settings
 from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
+from embedworker.db.stats import queue_status, to_json_dict
 from embedworker.logs import configure_logging
 from embedworker.schedules import MANUAL_JOBS
 from embedworker.service import EXIT_FAILURE, EXIT_OK, SchemaError, Service
+from embedworker.status_text import render_status
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the database cannot be reached
@@ -43,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", help="database, schema, pgvector and every model: one line each; exit 0 or 1"
     )
+    status = commands.add_parser("status", help="what is in the queue, and what failed")
+    status.add_argument("--json", action="store_true", help="the same as JSON")
     maintenance = commands.add_parser("maintenance", help="run one maintenance job now")
     maintenance.add_argument("job", choices=sorted(MANUAL_JOBS), help=(
         "cleanup: delete old 'completed' and 'failed' rows; retry-failed: 'failed' back to "
@@ -107,6 +112,19 @@ async def _check(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILURE
 
 
+async def _status(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await connect(settings.database_url)
+    try:
+        status = await queue_status(conn, default_max_retries=settings.max_retries)
+    finally:
+        await conn.close()
+    if args.json:
+        print(json.dumps(to_json_dict(status), indent=2))
+    else:
+        print(render_status(status), end="")
+    return EXIT_OK
+
+
 async def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
     conn = await connect(settings.database_url)
     try:
@@ -142,6 +160,7 @@ _COMMANDS: dict[str, Command] = {
     "run": _run,
     "drain": _drain,
     "check": _check,
+    "status": _status,
     "maintenance": _maintenance,
     "enqueue": _enqueue,
 }

@@ -21,7 +21,7 @@ from croniter import croniter
 
 from embedworker.config import Settings
 from embedworker.db import maintenance
-from embedworker.db.connect import UNAVAILABLE_ERRORS, describe
+from embedworker.db.connect import DATABASE_ERRORS, describe
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,6 @@ RETRY_AFTER_S = 60.0
 # The loop wakes at least this often, so a jump of the wall clock is noticed.
 MAX_WAIT_S = 300.0
 
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, asyncpg.PostgresError)
 
 Job = Callable[[maintenance.Executor, Settings], Awaitable[dict[str, int]]]
 

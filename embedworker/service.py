@@ -14,11 +14,20 @@ import structlog
 
 from embedworker.config import ConfigError, ModelSettings, Settings, load_settings
 from embedworker.db import migrations
-from embedworker.db.connect import UNAVAILABLE_ERRORS, create_pool, describe, wait_for_database
+from embedworker.db.connect import (
+    DATABASE_ERRORS,
+    UNAVAILABLE_ERRORS,
+    create_pool,
+    describe,
+    wait_for_database,
+)
 from embedworker.db.queue import ModelColumns, QueueStore
+from embedworker.db.stats import QueueStatus, queue_status
 from embedworker.embedders import Embedder, build_embedder
+from embedworker.http import HealthReport, ObservabilityServer, parse_listen, readiness
 from embedworker.listener import Listener
 from embedworker.logs import configure_logging
+from embedworker.metrics import Metrics
 from embedworker.schedules import Scheduler
 from embedworker.systemd import notify, watchdog_interval_s
 from embedworker.waker import Waker
@@ -82,6 +91,8 @@ class Service:
         self._worker: Worker | None = None
         self._listener: Listener | None = None
         self._scheduler: Scheduler | None = None
+        self.metrics = Metrics(settings.enabled_models)
+        self.http: ObservabilityServer | None = None
         self._model_settings: dict[str, ModelSettings] = {}
         self._all_models: list[Model] = []
         self._last_recovery = time.monotonic()
@@ -146,6 +157,7 @@ class Service:
                 runtime,
                 self.waker,
                 listening=(lambda: listener.healthy) if listener is not None else None,
+                metrics=self.metrics,
             )
             log.info(
                 "embedworker.started",
@@ -155,7 +167,12 @@ class Service:
                 channel=settings.channel,
                 drain=self.drain,
             )
-            return await self._supervise(self._worker, runtime)
+            http = await self._start_http()
+            try:
+                return await self._supervise(self._worker, runtime)
+            finally:
+                if http is not None:
+                    await http.stop()
         finally:
             for model in self._all_models:
                 await model.breaker.aclose()
@@ -175,7 +192,7 @@ class Service:
                 reused[name] = previous.models[name]
             else:
                 fresh[name] = build_embedder(name, model_settings)
-        built = build_models(fresh, self.waker)
+        built = build_models(fresh, self.waker, self.metrics)
         self._all_models.extend(built.values())
         models = {name: reused.get(name) or built[name] for name in settings.enabled_models}
         store = QueueStore(
@@ -266,13 +283,49 @@ class Service:
                 )
                 if requeued or failed:
                     log.warning("lease.recovered", requeued=requeued, failed=failed)
+                    self.metrics.lease_recovered(requeued, failed)
                     self.waker.wake()
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("lease.recovery_failed", error=describe(exc))
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=self._recovery_interval_s())
 
-    # -- health and systemd's watchdog ----------------------------------------------------
+    # -- health, readiness, /metrics and systemd's watchdog -------------------------------
+
+    async def _start_http(self) -> ObservabilityServer | None:
+        if self.drain or not self.settings.http_listen:
+            return None
+        host, port = parse_listen(self.settings.http_listen)
+        server = ObservabilityServer(
+            host, port, health=self.health, ready=self.readiness, metrics=self.metrics,
+            status=self.queue_status,
+        )
+        await server.start()
+        self.http = server
+        return server
+
+    def health(self) -> HealthReport:
+        problems = self.health_problems()
+        return HealthReport(ok=not problems, reasons=tuple(problems))
+
+    async def readiness(self) -> HealthReport:
+        """The database answers, LISTEN works, and at least one model is not known down."""
+        assert self._pool is not None
+        assert self._worker is not None
+        try:
+            async with asyncio.timeout(2):
+                await self._pool.fetchval("SELECT 1")
+            database = True
+        except DATABASE_ERRORS:
+            database = False
+        models = {name: not model.breaker.is_open
+                  for name, model in self._worker.runtime.models.items()}
+        listening = self._listener.healthy if self._listener is not None else None
+        return readiness(database=database, listener=listening, models=models)
+
+    async def queue_status(self) -> QueueStatus:
+        assert self._pool is not None
+        return await queue_status(self._pool, default_max_retries=self.settings.max_retries)
 
     def health_problems(self) -> list[str]:
         """Why the daemon is not healthy; empty when its loops are all ticking."""

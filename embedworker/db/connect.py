@@ -28,6 +28,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
 )
 
+# Any failure of a statement, the database's own errors included.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, asyncpg.PostgresError)
+
 CONNECT_TIMEOUT_S = 10.0
 
 

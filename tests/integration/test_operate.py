@@ -281,3 +281,78 @@ async def test_maintenance_commands_change_exactly_what_they_should(
     assert await asyncio.to_thread(maintenance, "retry-failed") == "retry-failed: requeued 1"
     assert await asyncio.to_thread(maintenance, "reset-stuck") == "reset-stuck: requeued 1"
     assert await statuses(db) == {"completed": 1, "queued": 3}
+
+
+# -- the observability endpoint of the running daemon -----------------------------------------
+
+
+async def test_http_endpoint_of_the_running_daemon(
+    db: asyncpg.Connection, tmp_path: Path, database_url: str, e5_server: StandinServer,
+    bge_server: StandinServer,
+) -> None:
+    import httpx
+
+    path = tmp_path / "http.toml"
+    write_config(path, database_url, e5_server.url, bge_server.url, http_listen="127.0.0.1:0")
+    service, task = await start_service(path)
+    await insert_items(db, [f"observed {n}" for n in range(5)])
+    await wait_until(lambda: _count(db, "completed", 5))
+    assert service.http is not None
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}") as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+        status = (await client.get("/status")).json()
+        assert status["byStatus"]["completed"] == 5
+        samples = metric_samples((await client.get("/metrics")).text)
+        assert samples[("embedworker_items_completed_total", ())] == 5
+        assert samples[("embedworker_queue_items", (("status", "completed"),))] == 5
+
+        bge_server.down()
+        await insert_items(db, ["while bge is down"], first_id=50)
+
+        async def bge_marked_down() -> bool:
+            text = (await client.get("/metrics")).text
+            return metric_samples(text)[("embedworker_model_up", (("model", "bge_m3"),))] == 0
+
+        await wait_until(bge_marked_down)
+        # e5 still answers: at least one model is reachable, so the daemon stays ready
+        assert (await client.get("/readyz")).status_code == 200
+    await stop_service(service, task)
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_status_command_reports_the_queue(config_file: Path, database_url: str) -> None:
+    import json
+
+    async def seed() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await insert_items(conn, ["a", "b", "c"], priority=2)
+            await conn.execute("UPDATE embedding_queue SET status = 'failed',"
+                               " error_message = 'HTTP 422: no' WHERE content_id = 3")
+        finally:
+            await conn.close()
+
+    asyncio.run(seed())
+    env = daemon_env(config_file)
+    as_json = subprocess.run([sys.executable, "-m", "embedworker", "status", "--json"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    as_text = subprocess.run([sys.executable, "-m", "embedworker", "status"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert as_json.returncode == 0, as_json.stderr
+    assert as_text.returncode == 0, as_text.stderr
+    status = json.loads(as_json.stdout)
+    assert status["total"] == 3
+    assert status["byStatus"] == {"queued": 2, "processing": 0, "completed": 0, "failed": 1}
+    assert status["byPriority"] == {"2": 3}
+    assert status["failedByError"] == [{"error": "HTTP 422: no", "count": 1}]
+    assert "HTTP 422: no" in as_text.stdout
