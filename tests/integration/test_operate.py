@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import asyncpg
@@ -356,3 +357,37 @@ def test_status_command_reports_the_queue(config_file: Path, database_url: str) 
     assert status["byPriority"] == {"2": 3}
     assert status["failedByError"] == [{"error": "HTTP 422: no", "count": 1}]
     assert "HTTP 422: no" in as_text.stdout
+
+
+async def test_watchdog_goes_silent_while_a_worker_is_wedged(
+    db: asyncpg.Connection, config_file: Path, e5_server: StandinServer,
+    notify_socket: socket.socket, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("embedworker.worker.WEDGED_AFTER_S", 0.5)
+    monkeypatch.setenv("NOTIFY_SOCKET", notify_socket.getsockname())
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    notify_socket.setblocking(False)
+    service, task = await start_service(config_file)
+    e5_server.faults.latency_s = 4.0  # one request far longer than the (lowered) limit
+
+    def pings() -> int:
+        count = 0
+        with suppress(BlockingIOError):
+            while True:
+                count += notify_socket.recv(4096).decode().splitlines().count("WATCHDOG=1")
+        return count
+
+    await wait_until(lambda: _async(pings() > 0))
+    await insert_items(db, ["a text the model takes ages over"])
+    await wait_until(lambda: _async(not service.health().ok))
+    pings()
+    await asyncio.sleep(1.0)  # five watchdog periods, all of them while wedged
+    assert pings() == 0
+    await wait_until(lambda: _count(db, "completed", 1), timeout=20)
+    await wait_until(lambda: _async(pings() > 0))
+    assert service.health().ok
+    await stop_service(service, task)
+
+
+async def _async(value: bool) -> bool:
+    return value
