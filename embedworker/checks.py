@@ -79,10 +79,11 @@ async def _database_checks(settings: Settings) -> list[Check]:
 async def _model_checks(name: str, settings: Settings) -> list[Check]:
     model = settings.models[name]
     embedder = build_embedder(name, model)
+    servers = ", ".join(model.urls)
     try:
         healthy = await embedder.healthy()
         results = [Check(f"model {name}", healthy,
-                         f"{model.url} healthy" if healthy else f"{model.url} not healthy")]
+                         f"{servers} healthy" if healthy else f"{servers} not healthy")]
         try:
             vectors = await embedder.embed([CHECK_TEXT])
         except ModelError as exc:

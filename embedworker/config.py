@@ -53,26 +53,50 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the offending key."""
 
 
+HttpUrl = Annotated[
+    str, Field(pattern=r"^https?://[^\s/]+"), AfterValidator(lambda url: url.rstrip("/"))
+]
+WireProtocol = Literal["hfspace", "tei", "openai", "ollama"]
+
+
 class ModelSettings(BaseModel):
-    """One embedding model: where its server is and which columns its vectors go to."""
+    """One embedding model: where its servers are, how to talk to them, where vectors go."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
-    protocol: Literal["hfspace"] = "hfspace"
+    url: HttpUrl | None = None
+    urls: list[HttpUrl] = Field(default_factory=list)
+    protocol: WireProtocol = "hfspace"
+    model: str | None = None
     dimension: Annotated[int, Field(ge=1, le=16000)]
     column: SqlIdentifier
     flag_column: SqlIdentifier
     task: str | None = None
+    prefix: str = ""
     api_key: SecretStr | None = None
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    max_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    rate_limit_rps: Annotated[float, Field(gt=0)] | None = None
+    rate_limit_inputs_per_min: Annotated[float, Field(gt=0)] | None = None
+    encoding_format: Literal["float", "base64"] = "base64"
+    truncate: bool = True
     enabled: bool = True
 
-    @field_validator("url")
+    @model_validator(mode="before")
     @classmethod
-    def _strip_trailing_slash(cls, url: str) -> str:
-        return url.rstrip("/")
+    def _one_url_is_a_list_of_one(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and not data.get("urls") and data.get("url"):
+            return {**data, "urls": [data["url"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSettings:
+        if not self.urls:
+            raise ValueError("url (or urls) is required")
+        if self.protocol in ("openai", "ollama") and not self.model:
+            raise ValueError(f"model is required for protocol {self.protocol}")
+        return self
 
 
 def _valid_cron(expression: str) -> str:

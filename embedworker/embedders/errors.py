@@ -22,11 +22,20 @@ class ErrorKind(StrEnum):
 class ModelError(Exception):
     """A request to a model server failed; ``reason`` is short and fit for error_message."""
 
-    def __init__(self, kind: ErrorKind, reason: str, *, retry_after_s: float | None = None):
+    def __init__(
+        self,
+        kind: ErrorKind,
+        reason: str,
+        *,
+        retry_after_s: float | None = None,
+        unreachable: bool = False,
+    ):
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.retry_after_s = retry_after_s
+        # the server could not be reached at all (refused, reset, timed out)
+        self.unreachable = unreachable
 
     def __repr__(self) -> str:
         return f"ModelError({self.kind.value}, {self.reason!r})"

@@ -1,38 +1,35 @@
-"""Studify's Hugging Face Spaces: POST /embed/batch, GET /healthz."""
+"""Studify's Hugging Face Spaces: POST /embed/batch, GET /healthz.
+
+The server adds the e5 "passage: " prefix itself from ``task``; it is not added here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
+import httpx
+
 from embedworker.config import ModelSettings
-from embedworker.embedders.base import check_vectors
 from embedworker.embedders.errors import ErrorKind, ModelError
-from embedworker.embedders.http import get_ok, make_client, post_json
 
 
-class HfSpaceEmbedder:
-    """The server adds the e5 "passage: " prefix itself from ``task``; it is not added here."""
+class HfSpaceWire:
+    embed_path = "/embed/batch"
+    health_path = "/healthz"
 
-    def __init__(self, name: str, settings: ModelSettings):
-        self.name = name
-        self.dimension = settings.dimension
-        self.max_batch = settings.batch_size
+    def __init__(self, settings: ModelSettings):
         self._task = settings.task
-        api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        self._client = make_client(settings.url, settings.timeout_s, api_key)
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        payload: dict[str, Any] = {"inputs": list(texts)}
+    def payload(self, texts: list[str]) -> dict[str, Any]:
+        payload: dict[str, Any] = {"inputs": texts}
         if self._task:
             payload["task"] = self._task
-        body = await post_json(self._client, "/embed/batch", payload)
+        return payload
+
+    def vectors(self, body: Any, count: int) -> Any:
         if not isinstance(body, dict):
             raise ModelError(ErrorKind.MALFORMED, "malformed response: not a JSON object")
-        return check_vectors(body.get("embeddings"), len(texts), self.dimension)
+        return body.get("embeddings")
 
-    async def healthy(self) -> bool:
-        return await get_ok(self._client, "/healthz")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    async def max_batch(self, client: httpx.AsyncClient) -> int | None:
+        return None

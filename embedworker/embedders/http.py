@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -19,6 +20,8 @@ RETRY_WAIT_BASE_S = 0.5
 RETRY_WAIT_MAX_S = 10.0
 _BATCH_SIZE_WORDS = ("batch", "too many", "too large", "too big", "max_client_batch_size")
 
+T = TypeVar("T")
+
 
 def make_client(base_url: str, timeout_s: float, api_key: str | None) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -30,8 +33,8 @@ def make_client(base_url: str, timeout_s: float, api_key: str | None) -> httpx.A
     )
 
 
-async def post_json(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> Any:
-    """POST ``payload`` and return the decoded JSON; transient failures are retried briefly."""
+async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
+    """Await ``call()``; a transient ModelError is tried again briefly, honouring Retry-After."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(_is_transient),
         stop=stop_after_attempt(REQUEST_ATTEMPTS),
@@ -39,8 +42,17 @@ async def post_json(client: httpx.AsyncClient, path: str, payload: dict[str, Any
         reraise=True,
     ):
         with attempt:
-            return await _post_once(client, path, payload)
+            return await call()
     raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+async def get_json(client: httpx.AsyncClient, path: str) -> Any:
+    """GET ``path``; the decoded JSON, or None when it fails in any way."""
+    try:
+        response = await client.get(path)
+        return response.json() if response.is_success else None
+    except (httpx.HTTPError, ValueError):
+        return None
 
 
 async def get_ok(client: httpx.AsyncClient, path: str) -> bool:
@@ -58,14 +70,18 @@ async def get_ok(client: httpx.AsyncClient, path: str) -> bool:
     return not isinstance(body, dict) or body.get("status", "ok") in ("ok", "healthy")
 
 
-async def _post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> Any:
+async def post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> Any:
+    """POST ``payload`` once; the decoded JSON, or a ModelError of the right class."""
     try:
         response = await client.post(path, json=payload)
     except httpx.TimeoutException:
-        raise ModelError(ErrorKind.TRANSIENT, f"timeout calling {path}") from None
+        raise ModelError(
+            ErrorKind.TRANSIENT, f"timeout calling {path}", unreachable=True
+        ) from None
     except httpx.TransportError as exc:
         raise ModelError(
-            ErrorKind.TRANSIENT, f"cannot reach model server: {type(exc).__name__}"
+            ErrorKind.TRANSIENT, f"cannot reach model server: {type(exc).__name__}",
+            unreachable=True,
         ) from None
     if not response.is_success:
         raise error_for_status(response)

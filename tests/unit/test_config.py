@@ -194,7 +194,7 @@ def test_a_third_model_without_url_names_url(tmp_path: Path) -> None:
         tmp_path,
         '[models.minilm]\ndimension = 8\ncolumn = "c_minilm"\nflag_column = "f_minilm"\n',
     )
-    assert "models.minilm.url" in config_error(path)
+    assert "models.minilm: url (or urls) is required" in config_error(path)
 
 
 def test_enabled_false_disables_a_model(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from embedworker.embedders.http import (
     REQUEST_ATTEMPTS,
     error_for_status,
     parse_retry_after,
-    post_json,
+    post_once,
+    with_retries,
 )
 
 
@@ -233,14 +234,14 @@ def test_retry_after_nan_is_none() -> None:
     assert parse_retry_after("nan") is None
 
 
-# --- post_json over a mock transport ----------------------------------------------------
+# --- post_once with retries over a mock transport ----------------------------------------------------
 
 
 def mock_client(handler: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url="http://model.test", transport=httpx.MockTransport(handler))
 
 
-async def test_post_json_returns_the_decoded_body() -> None:
+async def test_post_returns_the_decoded_body() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -248,14 +249,14 @@ async def test_post_json_returns_the_decoded_body() -> None:
         return httpx.Response(200, json={"embeddings": [[1.0, 2.0]]})
 
     async with mock_client(handler) as client:
-        body = await post_json(client, "/embed/batch", {"inputs": ["a"]})
+        body = await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": ["a"]}))
 
     assert body == {"embeddings": [[1.0, 2.0]]}
     assert len(seen) == 1
     assert seen[0].url.path == "/embed/batch"
 
 
-async def test_post_json_does_not_retry_a_per_item_rejection() -> None:
+async def test_post_does_not_retry_a_per_item_rejection() -> None:
     calls = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -265,24 +266,24 @@ async def test_post_json_does_not_retry_a_per_item_rejection() -> None:
 
     async with mock_client(handler) as client:
         with pytest.raises(ModelError) as caught:
-            await post_json(client, "/embed/batch", {"inputs": [""]})
+            await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": [""]}))
 
     assert caught.value.kind is ErrorKind.PER_ITEM
     assert calls == 1
 
 
-async def test_post_json_body_that_is_not_json_is_malformed() -> None:
+async def test_post_body_that_is_not_json_is_malformed() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>oops</html>")
 
     async with mock_client(handler) as client:
         with pytest.raises(ModelError) as caught:
-            await post_json(client, "/embed/batch", {"inputs": ["a"]})
+            await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": ["a"]}))
 
     assert caught.value.kind is ErrorKind.MALFORMED
 
 
-async def test_post_json_retries_a_transient_error_then_gives_it_back() -> None:
+async def test_post_retries_a_transient_error_then_gives_it_back() -> None:
     calls = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -293,14 +294,14 @@ async def test_post_json_retries_a_transient_error_then_gives_it_back() -> None:
 
     async with mock_client(handler) as client:
         with pytest.raises(ModelError) as caught:
-            await post_json(client, "/embed/batch", {"inputs": ["a"]})
+            await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": ["a"]}))
 
     assert caught.value.kind is ErrorKind.TRANSIENT
     assert caught.value.reason == "HTTP 503: busy"
     assert calls == REQUEST_ATTEMPTS
 
 
-async def test_post_json_succeeds_after_a_transient_error() -> None:
+async def test_post_succeeds_after_a_transient_error() -> None:
     answers = [
         httpx.Response(429, headers={"Retry-After": "0"}),
         httpx.Response(200, json={"embeddings": []}),
@@ -310,7 +311,7 @@ async def test_post_json_succeeds_after_a_transient_error() -> None:
         return answers.pop(0)
 
     async with mock_client(handler) as client:
-        body = await post_json(client, "/embed/batch", {"inputs": []})
+        body = await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": []}))
 
     assert body == {"embeddings": []}
     assert answers == []
