@@ -1,15 +1,18 @@
-"""Deterministic stand-in for the Studify hfspace embedding model servers.
+"""Deterministic stand-in for the embedding model servers embedworker talks to.
 
-For tests, the demo and the benchmarks; it is not a model. It speaks the same HTTP protocol as the
-real servers and answers every input with a unit-norm vector derived from a hash of the model name
-and the text, so results are reproducible without loading any model and the vectors carry no
-meaning. Faults (latency, error statuses, rejected inputs, malformed answers, outages) can be
-injected at run time through ``StandinServer.faults``, ``down()`` and ``up()``.
+For tests, the demo and the benchmarks; it is not a model. It speaks the HTTP protocol of the real
+servers (PROTOCOLS: Studify's hfspace, text-embeddings-inference, OpenAI-compatible
+/v1/embeddings and Ollama's /api/embed) and answers every input with a unit-norm vector derived
+from a hash of the model name and the text, so results are reproducible without loading any model
+and the vectors carry no meaning. Faults (latency, error statuses, rejected inputs, malformed
+answers, outages) can be injected at run time through ``StandinServer.faults``, ``down()`` and
+``up()``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
 import json
@@ -17,6 +20,7 @@ import math
 import random
 import signal
 import socket
+import struct
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Literal
 
 TASK_PREFIXES: dict[str, str] = {"passage": "passage: ", "query": "query: "}
 MALFORMS: frozenset[str] = frozenset({"wrong_dim", "nan", "wrong_count", "not_json"})
@@ -150,14 +154,24 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class EmbedCall:
-    """A validated embed request: raw inputs and the optional task."""
+    """A validated embed request: raw inputs, the optional task, whether to send base64 vectors."""
 
     inputs: list[str]
     task: str | None
+    base64: bool = False
 
+
+# What went wrong in the embed pipeline, so each protocol can word its error answer.
+Failure = Literal["unauthorized", "unhealthy", "injected", "rejected", "poison"]
 
 Parser = Callable[[bytes], EmbedCall]
-Renderer = Callable[[list[list[float]], int], object]
+Renderer = Callable[[EmbedCall, list[list[float]], int], object]
+ErrorRenderer = Callable[[Failure, int, str, dict[str, str]], Reply]
+
+
+def detail_error(failure: Failure, status: int, message: str, headers: dict[str, str]) -> Reply:
+    """hfspace errors: FastAPI's {"detail": ...} whatever the failure."""
+    return detail_reply(status, message, headers)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -185,6 +199,32 @@ def validate_call(inputs: list[str], task: object, max_batch: int) -> EmbedCall:
     return EmbedCall(inputs, task)
 
 
+def one_or_many(value: object, name: str, status: int) -> list[str]:
+    """A string or a list of strings as a list, or reject with `status`."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(text, str) for text in value):
+        return value
+    raise Rejected(status, f"{name} must be a string or a list of strings")
+
+
+def validate_untasked(
+    inputs: list[str], max_batch: int, *, oversize: Rejected, empty: Rejected
+) -> EmbedCall:
+    """validate_call for protocols without tasks, failing with the protocol's own rejections."""
+    if len(inputs) > max_batch:
+        raise oversize
+    try:
+        return validate_call(inputs, None, max_batch)
+    except Rejected:
+        raise empty from None  # with no task and the size checked, only emptiness is left
+
+
+def word_count(texts: list[str]) -> int:
+    """A stand-in token count: whitespace-separated words, at least one per input."""
+    return sum(max(1, len(text.split())) for text in texts)
+
+
 def malformed(vectors: list[list[float]], malform: str) -> list[list[float]]:
     """Return `vectors` damaged the way `malform` says (not_json is handled by the caller)."""
     if malform == "wrong_dim":
@@ -209,15 +249,26 @@ class StandinServer:
         max_batch: int = 64,
         api_key: str | None = None,
         protocol: str = "hfspace",
+        tei_oversize_status: int = 422,
+        openai_shuffle: bool = True,
+        openai_base64: bool = True,
     ) -> None:
+        """`tei_oversize_status` answers an oversize TEI batch (413 or 422, as TEI versions
+        differ); `openai_shuffle` sends /v1/embeddings data in reverse order of index;
+        `openai_base64=False` ignores encoding_format and always sends float lists."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; known: {sorted(PROTOCOLS)}")
+        if tei_oversize_status not in (413, 422):
+            raise ValueError(f"tei_oversize_status must be 413 or 422, not {tei_oversize_status}")
         self.model = model
         self.dim = dim
         self.host = host
         self.max_batch = max_batch
         self.api_key = api_key
         self.protocol = protocol
+        self.tei_oversize_status = tei_oversize_status
+        self.openai_shuffle = openai_shuffle
+        self.openai_base64 = openai_base64
         self.faults = Faults()
         self._port = port
         self._httpd: _HTTPServer | None = None
@@ -342,34 +393,45 @@ class StandinServer:
             return True
         return request.headers.get("Authorization") == f"Bearer {self.api_key}"
 
-    def run_embed(self, request: Request, parse: Parser, render: Renderer) -> Reply:
-        """Run one embed POST through the fault pipeline, then embed and render the answer."""
+    def run_embed(
+        self,
+        request: Request,
+        parse: Parser,
+        render: Renderer,
+        *,
+        error: ErrorRenderer = detail_error,
+        poison_status: int = 422,
+    ) -> Reply:
+        """Run one embed POST through the fault pipeline, then embed and render the answer.
+
+        `error` words every failure the protocol's way; a poisoned batch answers `poison_status`.
+        """
         with self._lock:
             self._requests += 1
-        early = self._early_fault(request)
+        early = self._early_fault(request, error)
         if early is not None:
             return early
         try:
             call = parse(request.body)
         except Rejected as exc:
-            return detail_reply(exc.status, exc.detail)
+            return error("rejected", exc.status, exc.detail, {})
         self._record(call)
         marker = self.faults.poison_marker
         if marker is not None and any(marker in text for text in call.inputs):
-            return detail_reply(422, POISON_DETAIL)
+            return error("poison", poison_status, POISON_DETAIL, {})
         return self._embed_answer(call, render)
 
-    def _early_fault(self, request: Request) -> Reply | None:
+    def _early_fault(self, request: Request, error: ErrorRenderer) -> Reply | None:
         """Auth, health, injected statuses and latency: everything before validation."""
         if not self.authorized(request):
-            return detail_reply(401, "invalid token")
+            return error("unauthorized", 401, "invalid token", {})
         if not self.faults.healthy:
-            return detail_reply(503, "model loading")
+            return error("unhealthy", 503, "model loading", {})
         injected = self.faults.take_injected()
         if injected is not None:
             status, retry_after = injected
             headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
-            return detail_reply(status, f"injected {status}", headers)
+            return error("injected", status, f"injected {status}", headers)
         if self.faults.latency_s > 0:
             self._stopping.wait(self.faults.latency_s)
         return None
@@ -391,7 +453,7 @@ class StandinServer:
         if malform is not None:
             vectors = malformed(vectors, malform)
         self._count_embedded(len(call.inputs))
-        return json_reply(200, render(vectors, self.dim))
+        return json_reply(200, render(call, vectors, self.dim))
 
     def _count_embedded(self, n: int) -> None:
         with self._lock:
@@ -423,12 +485,12 @@ def hfspace_parse_single(body: bytes) -> EmbedCall:
     return validate_call([text], payload.get("task"), max_batch=1)
 
 
-def hfspace_render_batch(vectors: list[list[float]], dim: int) -> object:
+def hfspace_render_batch(call: EmbedCall, vectors: list[list[float]], dim: int) -> object:
     """Body of a /embed/batch answer."""
     return {"embeddings": vectors, "count": len(vectors), "dim": dim}
 
 
-def hfspace_render_single(vectors: list[list[float]], dim: int) -> object:
+def hfspace_render_single(call: EmbedCall, vectors: list[list[float]], dim: int) -> object:
     """Body of an /embed answer (an empty embedding when malform dropped the vector)."""
     return {"embedding": vectors[0] if vectors else [], "dim": dim}
 
@@ -457,8 +519,250 @@ def handle_hfspace(server: StandinServer, request: Request) -> Reply:
     return detail_reply(404, "Not Found")
 
 
+# -- protocol: tei (Hugging Face text-embeddings-inference) ----------------------------------
+
+TEI_MAX_BATCH_TOKENS = 16384
+TEI_MAX_INPUT_LENGTH = 512
+TEI_ERROR_TYPES: dict[Failure, str] = {
+    "unhealthy": "Unhealthy",
+    "rejected": "Validation",
+    "poison": "Validation",
+}
+
+
+def tei_error(failure: Failure, status: int, message: str, headers: dict[str, str]) -> Reply:
+    """TEI errors: {"error": ..., "error_type": ...}; a bad token gets an empty 401."""
+    if failure == "unauthorized":
+        return Reply(401, b"", headers, content_type="text/plain")
+    if failure == "injected":
+        error_type = "Overloaded" if status in (429, 503) else "Backend"
+    else:
+        error_type = TEI_ERROR_TYPES[failure]
+    return json_reply(status, {"error": message, "error_type": error_type}, headers)
+
+
+def tei_parser(max_batch: int, oversize_status: int) -> Parser:
+    """Parser for POST /embed: {"inputs": str | [str], "truncate"?: bool, "normalize"?: bool}."""
+
+    def parse(body: bytes) -> EmbedCall:
+        payload = parse_json_object(body)
+        inputs = one_or_many(payload.get("inputs"), "inputs", 422)
+        for flag in ("truncate", "normalize"):
+            if not isinstance(payload.get(flag, False), bool):
+                raise Rejected(422, f"{flag} must be a boolean")
+        oversize = f"batch size {len(inputs)} > maximum allowed batch size {max_batch}"
+        return validate_untasked(
+            inputs,
+            max_batch,
+            oversize=Rejected(oversize_status, oversize),
+            empty=Rejected(422, "`inputs` cannot be empty"),
+        )
+
+    return parse
+
+
+def tei_render(call: EmbedCall, vectors: list[list[float]], dim: int) -> object:
+    """Body of a TEI /embed answer: a bare list of vectors, even for a single string."""
+    return vectors
+
+
+def tei_info(server: StandinServer) -> dict[str, object]:
+    """Body of GET /info."""
+    return {
+        "model_id": server.model,
+        "model_sha": None,
+        "model_dtype": "float32",
+        "model_type": {"embedding": {"pooling": "mean"}},
+        "max_concurrent_requests": 512,
+        "max_input_length": TEI_MAX_INPUT_LENGTH,
+        "max_batch_tokens": TEI_MAX_BATCH_TOKENS,
+        "max_batch_requests": None,
+        "max_client_batch_size": server.max_batch,
+        "auto_truncate": False,
+        "tokenization_workers": 1,
+        "version": "standin",
+    }
+
+
+def handle_tei(server: StandinServer, request: Request) -> Reply:
+    """Route one request of the TEI protocol (a set api_key guards every route, as in TEI)."""
+    route = (request.method, request.path)
+    if route == ("POST", "/embed"):
+        parse = tei_parser(server.max_batch, server.tei_oversize_status)
+        return server.run_embed(request, parse, tei_render, error=tei_error)
+    if not server.authorized(request):
+        return tei_error("unauthorized", 401, "invalid token", {})
+    if route == ("GET", "/health"):
+        if not server.faults.healthy:
+            return tei_error("unhealthy", 503, "unhealthy", {})
+        return Reply(200, b"", content_type="text/plain")
+    if route == ("GET", "/info"):
+        return json_reply(200, tei_info(server))
+    return Reply(404, b"", content_type="text/plain")
+
+
+# -- protocol: openai (OpenAI-compatible /v1/embeddings) -------------------------------------
+
+
+def openai_error(failure: Failure, status: int, message: str, headers: dict[str, str]) -> Reply:
+    """OpenAI errors: {"error": {"message", "type", "param", "code"}}."""
+    if status == 401:
+        kind, code = "invalid_request_error", "invalid_api_key"
+    elif status == 404:
+        kind, code = "invalid_request_error", "model_not_found"
+    elif status == 429:
+        kind, code = "requests", "rate_limit_exceeded"
+    elif status >= 500:
+        kind, code = "server_error", None
+    else:
+        kind, code = "invalid_request_error", None
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return json_reply(status, body, headers)
+
+
+def openai_parser(model: str, max_batch: int, allow_base64: bool) -> Parser:
+    """Parser for POST /v1/embeddings: {"model", "input": str | [str], "encoding_format"?}."""
+
+    def parse(body: bytes) -> EmbedCall:
+        payload = parse_json_object(body)
+        requested = payload.get("model")
+        if requested != model:
+            name = requested if isinstance(requested, str) else ""
+            raise Rejected(404, f"The model `{name}` does not exist")
+        inputs = one_or_many(payload.get("input"), "input", 400)
+        encoding = payload.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            raise Rejected(400, f"encoding_format must be 'float' or 'base64', not {encoding!r}")
+        call = validate_untasked(
+            inputs,
+            max_batch,
+            oversize=Rejected(413, f"batch size {len(inputs)} exceeds maximum {max_batch}"),
+            empty=Rejected(400, "input cannot be empty"),
+        )
+        return EmbedCall(call.inputs, None, base64=allow_base64 and encoding == "base64")
+
+    return parse
+
+
+def float32_base64(vector: list[float]) -> str:
+    """A vector as OpenAI's base64 encoding: little-endian float32 bytes."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def openai_renderer(model: str, shuffle: bool) -> Renderer:
+    """Renderer for /v1/embeddings; `shuffle` reverses the data so clients must sort by index."""
+
+    def render(call: EmbedCall, vectors: list[list[float]], dim: int) -> object:
+        data = [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": float32_base64(vector) if call.base64 else vector,
+            }
+            for index, vector in enumerate(vectors)
+        ]
+        if shuffle:
+            data.reverse()
+        tokens = word_count(call.inputs)
+        return {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    return render
+
+
+def handle_openai(server: StandinServer, request: Request) -> Reply:
+    """Route one request of the OpenAI protocol (a set api_key guards /v1/*, as in vLLM)."""
+    route = (request.method, request.path)
+    if route == ("POST", "/v1/embeddings"):
+        parse = openai_parser(server.model, server.max_batch, server.openai_base64)
+        render = openai_renderer(server.model, server.openai_shuffle)
+        return server.run_embed(request, parse, render, error=openai_error, poison_status=400)
+    if request.path.startswith("/v1/") and not server.authorized(request):
+        return openai_error("unauthorized", 401, "invalid token", {})
+    if route == ("GET", "/v1/models"):
+        if not server.faults.healthy:
+            return openai_error("unhealthy", 503, "model loading", {})
+        model = {"id": server.model, "object": "model", "created": 0, "owned_by": "standin"}
+        return json_reply(200, {"object": "list", "data": [model]})
+    if route == ("GET", "/health"):
+        return Reply(200 if server.faults.healthy else 503, b"", content_type="text/plain")
+    return detail_reply(404, "Not Found")
+
+
+# -- protocol: ollama (Ollama's native API) --------------------------------------------------
+
+
+def ollama_error(failure: Failure, status: int, message: str, headers: dict[str, str]) -> Reply:
+    """Ollama errors: {"error": ...}."""
+    return json_reply(status, {"error": message}, headers)
+
+
+def ollama_tagged(name: str) -> str:
+    """`name` with Ollama's implicit ":latest" tag when it has none."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def ollama_parser(model: str, max_batch: int) -> Parser:
+    """Parser for POST /api/embed: {"model", "input": str | [str], "truncate"?: bool}."""
+
+    def parse(body: bytes) -> EmbedCall:
+        payload = parse_json_object(body)
+        requested = payload.get("model")
+        if not isinstance(requested, str) or not requested:
+            raise Rejected(400, "model is required")
+        if ollama_tagged(requested) != ollama_tagged(model):
+            raise Rejected(404, f'model "{requested}" not found, try pulling it first')
+        inputs = one_or_many(payload.get("input"), "input", 400)
+        if not isinstance(payload.get("truncate", True), bool):
+            raise Rejected(400, "truncate must be a boolean")
+        return validate_untasked(
+            inputs,
+            max_batch,
+            oversize=Rejected(413, f"batch size {len(inputs)} exceeds maximum {max_batch}"),
+            empty=Rejected(400, "input cannot be empty"),
+        )
+
+    return parse
+
+
+def ollama_renderer(model: str) -> Renderer:
+    """Renderer for /api/embed."""
+
+    def render(call: EmbedCall, vectors: list[list[float]], dim: int) -> object:
+        return {"model": model, "embeddings": vectors, "prompt_eval_count": word_count(call.inputs)}
+
+    return render
+
+
+def handle_ollama(server: StandinServer, request: Request) -> Reply:
+    """Route one request of the Ollama protocol."""
+    route = (request.method, request.path)
+    if route == ("POST", "/api/embed"):
+        parse = ollama_parser(server.model, server.max_batch)
+        render = ollama_renderer(server.model)
+        return server.run_embed(request, parse, render, error=ollama_error, poison_status=400)
+    if request.method == "POST" and not server.authorized(request):
+        return ollama_error("unauthorized", 401, "invalid token", {})
+    if route == ("GET", "/"):
+        return Reply(200, b"Ollama is running", content_type="text/plain; charset=utf-8")
+    if route == ("GET", "/api/tags"):
+        if not server.faults.healthy:
+            return ollama_error("unhealthy", 503, "model loading", {})
+        return json_reply(200, {"models": [{"name": server.model, "model": server.model}]})
+    return Reply(404, b"404 page not found", content_type="text/plain")
+
+
 ProtocolHandler = Callable[[StandinServer, Request], Reply]
-PROTOCOLS: dict[str, ProtocolHandler] = {"hfspace": handle_hfspace}
+PROTOCOLS: dict[str, ProtocolHandler] = {
+    "hfspace": handle_hfspace,
+    "tei": handle_tei,
+    "openai": handle_openai,
+    "ollama": handle_ollama,
+}
 
 
 # -- HTTP plumbing ----------------------------------------------------------------------------
@@ -585,6 +889,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="hfspace")
+    parser.add_argument("--tei-oversize-status", type=int, choices=(413, 422), default=422)
+    parser.add_argument("--openai-shuffle", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--openai-base64", action=argparse.BooleanOptionalAction, default=True)
     return parser.parse_args(argv)
 
 
@@ -606,6 +913,9 @@ def main(argv: list[str] | None = None) -> int:
         max_batch=args.max_batch,
         api_key=args.api_key,
         protocol=args.protocol,
+        tei_oversize_status=args.tei_oversize_status,
+        openai_shuffle=args.openai_shuffle,
+        openai_base64=args.openai_base64,
     )
     server.faults.latency_s = args.latency_ms / 1000.0
     with server:
