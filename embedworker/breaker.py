@@ -33,7 +33,6 @@ class CircuitBreaker:
         self._closed.set()
         self._probe: asyncio.Task[None] | None = None
         self.reason: str | None = None
-        self.opened_count = 0
 
     @property
     def is_open(self) -> bool:
@@ -58,7 +57,6 @@ class CircuitBreaker:
         if self.is_open:
             return
         self.reason = reason
-        self.opened_count += 1
         self._closed.clear()
         log.warning("model.unavailable", model=self.name, reason=reason)
         if self._on_open is not None:

@@ -24,7 +24,6 @@ from embedworker.schedules import MANUAL_JOBS
 from embedworker.service import EXIT_FAILURE, EXIT_OK, SchemaError, Service
 from embedworker.status_text import render_status
 
-EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the database cannot be reached
 EXIT_CONFIG = 78  # sysexits EX_CONFIG: the configuration is invalid
 

@@ -41,7 +41,6 @@ class Listener:
         self._probe_seen = asyncio.Event()
         self.healthy = False
         self.connected = asyncio.Event()
-        self.notifications = 0
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Listen until ``stopping`` is set, reconnecting whenever the connection fails."""
@@ -91,7 +90,6 @@ class Listener:
             if payload == self._probe_token:
                 self._probe_seen.set()
             return
-        self.notifications += 1
         self._waker.wake()
 
 

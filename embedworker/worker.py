@@ -133,8 +133,6 @@ class Worker:
         # coroutine number -> monotonic time of its last progress, or None while idle
         self._busy_since: dict[int, float | None] = {}
         self.in_flight: set[UUID] = set()
-        self.batches = 0
-        self.last_batch_at: float | None = None
 
     async def run(self, stopping: asyncio.Event, *, drain: bool = False) -> None:
         """Run the coroutines until ``stopping`` is set (or, with ``drain``, nothing is due)."""
@@ -261,9 +259,6 @@ class Worker:
         self._metrics.batch_finished(
             len(batch.items), counts.completed, counts.retrying, counts.failed, seconds
         )
-        self.batches += 1
-        if counts.completed:
-            self.last_batch_at = time.time()
         return counts
 
     async def _finish(
