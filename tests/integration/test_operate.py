@@ -391,3 +391,48 @@ async def test_watchdog_goes_silent_while_a_worker_is_wedged(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+# -- embedworker track / tracked / backfill / untrack -----------------------------------------
+
+
+def test_tracking_commands(config_file: Path, database_url: str) -> None:
+    import json
+
+    async def sql(statement: str) -> object:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetchval(statement)
+        finally:
+            await conn.close()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "embedworker", *args],
+                              env=daemon_env(config_file), capture_output=True, text=True,
+                              timeout=60)
+
+    asyncio.run(sql("CREATE TABLE courses (id bigint PRIMARY KEY, title text, body text,"
+                    " is_deleted boolean DEFAULT false)"))
+    asyncio.run(sql("INSERT INTO courses SELECT n, 'course ' || n, 'about ' || n,"
+                    " n % 5 = 0 FROM generate_series(1, 30) n"))
+
+    result = cli("track", "courses", "course", "title", "body", "--where", "NOT is_deleted",
+                 "--backfill", "--chunk-size", "7")
+    assert result.returncode == 0, result.stderr
+    assert asyncio.run(sql("SELECT count(*) FROM embedding_queue WHERE content_type = 'course'"
+                           " AND status = 'queued'")) == 24
+    listed = json.loads(cli("tracked", "--json").stdout)
+    assert [(t["contentType"], t["textColumns"], t["installed"]) for t in listed] == [
+        ("course", ["title", "body"], True)
+    ]
+    asyncio.run(sql("INSERT INTO courses VALUES (31, 'new course', 'fresh', false)"))
+    assert asyncio.run(sql("SELECT content_text FROM embedding_queue WHERE content_id = 31")) \
+        == "new course fresh"
+
+    assert cli("untrack", "course").returncode == 0
+    assert cli("untrack", "course").returncode == 1  # not tracked any more
+    asyncio.run(sql("INSERT INTO courses VALUES (32, 'after untrack', 'x', false)"))
+    assert asyncio.run(sql("SELECT count(*) FROM embedding_queue WHERE content_id = 32")) == 0
+    missing = cli("track", "courses", "course", "nope")
+    assert missing.returncode == 1
+    assert "nope" in missing.stderr

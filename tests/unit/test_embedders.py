@@ -234,7 +234,7 @@ def test_retry_after_nan_is_none() -> None:
     assert parse_retry_after("nan") is None
 
 
-# --- post_once with retries over a mock transport ----------------------------------------------------
+# --- post_once with retries over a mock transport ---
 
 
 def mock_client(handler: Any) -> httpx.AsyncClient:
@@ -315,3 +315,10 @@ async def test_post_succeeds_after_a_transient_error() -> None:
 
     assert body == {"embeddings": []}
     assert answers == []
+
+
+def test_value_beyond_float32_is_malformed() -> None:
+    with pytest.raises(ModelError) as caught:
+        check_vectors([[1e39, 0.0]], 1, 2)
+    assert caught.value.kind is ErrorKind.MALFORMED
+    assert "float32" in caught.value.reason
