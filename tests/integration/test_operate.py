@@ -436,3 +436,13 @@ def test_tracking_commands(config_file: Path, database_url: str) -> None:
     missing = cli("track", "courses", "course", "nope")
     assert missing.returncode == 1
     assert "nope" in missing.stderr
+
+
+def test_run_refuses_a_model_whose_column_has_another_dimension(config_file: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "embedworker", "run"],
+        env=daemon_env(config_file, EMBEDWORKER_MODELS__BGE_M3__DIMENSION="768"),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "embedding_bge_m3 is vector(1024), the model gives vector(768)" in result.stderr
