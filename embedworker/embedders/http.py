@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from embedworker.embedders.errors import ErrorKind, ModelError
@@ -86,8 +86,8 @@ async def post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any
     if not response.is_success:
         raise error_for_status(response)
     try:
-        return json.loads(response.content)
-    except ValueError:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
         raise ModelError(ErrorKind.MALFORMED, "malformed response: not JSON") from None
 
 
