@@ -9,7 +9,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 DEMO_VENV := .venv-demo
 DEMO_INSTALLED := $(DEMO_VENV)/.installed
 
-.PHONY: test lint fmt lock clean demo
+BENCH_INSTALLED := $(VENV)/.bench-installed
+
+.PHONY: test lint fmt lock clean demo bench
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,14 @@ $(DEMO_INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/pip install --quiet '.[demo]'
 	touch $(DEMO_INSTALLED)
+
+## bench: the benchmark suite (bench/run.py); results in bench/results/. BENCH_ARGS=--quick
+bench: $(BENCH_INSTALLED)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+$(BENCH_INSTALLED): $(INSTALLED) bench/requirements.txt
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_INSTALLED)
 
 ## lint: ruff and mypy, as configured in pyproject.toml
 lint: $(INSTALLED)
