@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +126,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
-async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+@asynccontextmanager
+async def _connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     conn = await connect(settings.database_url)
     try:
-        applied = await migrations.migrate(conn, settings.channel)
+        yield conn
     finally:
         await conn.close()
+
+
+async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    async with _connection(settings) as conn:
+        applied = await migrations.migrate(conn, settings.channel)
     log.info("migrate.done", applied=applied, current=not applied)
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'schema already current'}")
     return EXIT_OK
@@ -152,11 +159,8 @@ async def _check(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
-    conn = await connect(settings.database_url)
-    try:
+    async with _connection(settings) as conn:
         status = await queue_status(conn, default_max_retries=settings.max_retries)
-    finally:
-        await conn.close()
     if args.json:
         print(json.dumps(to_json_dict(status), indent=2))
     else:
@@ -165,18 +169,14 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
-    conn = await connect(settings.database_url)
-    try:
+    async with _connection(settings) as conn:
         counts = await MANUAL_JOBS[args.job](conn, settings)
-    finally:
-        await conn.close()
     print(f"{args.job}: " + ", ".join(f"{name} {value}" for name, value in counts.items()))
     return EXIT_OK
 
 
 async def _track(settings: Settings, args: argparse.Namespace) -> int:
-    conn = await connect(settings.database_url)
-    try:
+    async with _connection(settings) as conn:
         await tracking.track(
             conn, args.table, args.content_type, args.columns, id_column=args.id_column,
             priority=args.priority, where=args.where, on_delete=args.on_delete,
@@ -184,27 +184,19 @@ async def _track(settings: Settings, args: argparse.Namespace) -> int:
         print(f"tracking {args.table} as {args.content_type}: {', '.join(args.columns)}")
         if args.backfill:
             await _backfill_with_progress(conn, args.content_type, args.chunk_size)
-    finally:
-        await conn.close()
     return EXIT_OK
 
 
 async def _untrack(settings: Settings, args: argparse.Namespace) -> int:
-    conn = await connect(settings.database_url)
-    try:
+    async with _connection(settings) as conn:
         removed = await tracking.untrack(conn, args.content_type)
-    finally:
-        await conn.close()
     print(f"{args.content_type}: " + ("no longer tracked" if removed else "not tracked"))
     return EXIT_OK if removed else EXIT_FAILURE
 
 
 async def _tracked(settings: Settings, args: argparse.Namespace) -> int:
-    conn = await connect(settings.database_url)
-    try:
+    async with _connection(settings) as conn:
         tables = await tracking.tracked(conn)
-    finally:
-        await conn.close()
     if args.json:
         print(json.dumps([table.as_json() for table in tables], indent=2))
     for table in [] if args.json else tables:
@@ -213,11 +205,8 @@ async def _tracked(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _backfill(settings: Settings, args: argparse.Namespace) -> int:
-    conn = await connect(settings.database_url)
-    try:
+    async with _connection(settings) as conn:
         await _backfill_with_progress(conn, args.content_type, args.chunk_size)
-    finally:
-        await conn.close()
     return EXIT_OK
 
 
@@ -234,8 +223,7 @@ async def _backfill_with_progress(
 
 
 async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
-    conn = await connect(settings.database_url)
-    try:
+    async with _connection(settings) as conn:
         queued = await conn.fetchval(
             "SELECT queue_for_embedding($1::text, $2::bigint, $3::text, $4::integer)",
             args.content_type,
@@ -243,8 +231,6 @@ async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
             args.text,
             args.priority,
         )
-    finally:
-        await conn.close()
     if queued:
         print(f"queued {args.content_type} {args.content_id}")
     else:
