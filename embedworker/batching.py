@@ -12,9 +12,9 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from embedworker.embedders import Embedder, ErrorKind, ModelError
+from embedworker.embedders import Embedder, ErrorKind, ModelError, Vector
 
-Result = list[float] | ModelError
+Result = Vector | ModelError
 
 _SPLITTABLE = (ErrorKind.TOO_BIG, ErrorKind.PER_ITEM, ErrorKind.MALFORMED)
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from embedworker.embedders.base import Vector
+
 
 @dataclass(frozen=True, slots=True)
 class QueueItem:
@@ -40,7 +42,7 @@ class Outcome:
 
     item: QueueItem
     text: str
-    vectors: dict[str, list[float]] = field(default_factory=dict)
+    vectors: dict[str, Vector] = field(default_factory=dict)
     error: str | None = None
     charge: bool = False
     final: bool = False

@@ -109,7 +109,7 @@ class Service:
         log.info("shutdown.requested", grace_s=self.settings.shutdown_grace_s)
         notify("STOPPING=1")
         self.stopping.set()
-        self.waker.wake()
+        self.waker.wake_all()
 
     def request_reload(self) -> None:
         """SIGHUP: re-read the configuration; never ends the process."""
@@ -221,7 +221,7 @@ class Service:
                     exit_code = EXIT_FAILURE
                     break
             self.stopping.set()
-            self.waker.wake()
+            self.waker.wake_all()
             await self._finish_work(work)
         finally:
             for task in [*side, stop_wait, *self._tasks]:

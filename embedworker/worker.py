@@ -146,7 +146,7 @@ class Worker:
         """Use ``runtime`` for every batch claimed from now on; in-flight batches keep theirs."""
         self.runtime = runtime
         self._spawn_loops()
-        self._waker.wake()
+        self._waker.wake_all()
 
     def wedged(self) -> list[int]:
         """Coroutines busy for WEDGED_AFTER_S without any progress."""
@@ -230,6 +230,8 @@ class Worker:
         if not batch.items:
             self.in_flight.discard(token)
             return False
+        if len(batch.items) == runtime.options.batch_size:
+            self._waker.wake()  # there is probably more: bring in one more worker
         await self.process(batch, runtime, number)
         self.in_flight.discard(token)
         return True

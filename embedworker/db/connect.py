@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import struct
 from contextlib import suppress
 from typing import Any
 
 import asyncpg
+import numpy as np
 import structlog
+from pgvector import Vector
 from pgvector.asyncpg import register_vector
 
 log = structlog.get_logger(__name__)
@@ -38,24 +41,60 @@ async def connect(dsn: str, *, vectors: bool = False) -> asyncpg.Connection:
     """One connection; with ``vectors`` the pgvector codec is registered on it."""
     conn: asyncpg.Connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
     if vectors:
-        await register_vector(conn)
+        await register_vectors(conn)
     return conn
 
 
 async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
-    """A small pool whose connections encode and decode vectors in pgvector's binary format."""
+    """A small pool whose connections encode and decode vectors in pgvector's binary format.
+
+    Nothing of embedworker leaves session state on a pool connection (LISTEN has a connection
+    of its own, advisory locks are taken on single connections), so a connection going back to
+    the pool skips asyncpg's reset query: one round trip less per statement. An open
+    transaction is still rolled back by asyncpg itself.
+    """
     return await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=max_size,
-        init=_init_connection,
+        init=register_vectors,
+        reset=_keep_session,
         timeout=CONNECT_TIMEOUT_S,
         command_timeout=60,
     )
 
 
-async def _init_connection(conn: Any) -> None:
+async def register_vectors(conn: Any) -> None:
+    """pgvector's codecs, with a faster encoder for the float32 arrays the worker writes."""
     await register_vector(conn)
+    await conn.set_type_codec(
+        "vector",
+        encoder=_encode_parameter,
+        decoder=Vector.from_binary,
+        format="binary",
+    )
+
+
+def encode_vector(value: Any) -> bytes:
+    """pgvector's binary format: dimension, a reserved zero, big-endian float32 values.
+
+    Parameters of type vector (or vector[], whose elements asyncpg would otherwise take for
+    nested arrays) may be passed encoded like this.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return _VECTOR_HEADER.pack(len(value), 0) + value.astype(">f4", copy=False).tobytes()
+    return (value if isinstance(value, Vector) else Vector(value)).to_binary()
+
+
+def _encode_parameter(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else encode_vector(value)
+
+
+_VECTOR_HEADER = struct.Struct(">HH")
+
+
+async def _keep_session(conn: Any) -> None:
+    return None
 
 
 async def wait_for_database(

@@ -13,7 +13,9 @@ from uuid import UUID
 
 import asyncpg
 
+from embedworker.db.connect import encode_vector
 from embedworker.domain import Batch, Outcome, QueueItem
+from embedworker.embedders.base import Vector
 
 _DEADLOCK_ATTEMPTS = 3
 
@@ -54,7 +56,7 @@ class QueueStore:
         self._models = list(models)
         self._default_max_retries = default_max_retries
         self._claim_sql = _claim_sql(self._models)
-        self._upsert_sql = _upsert_embeddings_sql(self._models)
+        self._finish_sql = _finish_sql(self._models)
 
     async def validate(self) -> list[str]:
         """Problems that would make this store's SQL fail: missing or mis-sized columns."""
@@ -62,7 +64,7 @@ class QueueStore:
         if problems:
             return problems
         async with self._pool.acquire() as conn:
-            for sql in (self._claim_sql, self._upsert_sql):
+            for sql in (self._claim_sql, self._finish_sql):
                 try:
                     await conn.prepare(sql)
                 except asyncpg.PostgresError as exc:
@@ -101,7 +103,7 @@ class QueueStore:
     async def finish(
         self, token: UUID, outcomes: Sequence[Outcome], delays: Sequence[float]
     ) -> FinishCounts:
-        """Write the vectors and the queue statuses of a batch in one transaction."""
+        """Write the queue statuses and the vectors of a batch in one statement."""
         for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
             try:
                 return await self._finish_once(token, outcomes, delays)
@@ -114,36 +116,25 @@ class QueueStore:
     async def _finish_once(
         self, token: UUID, outcomes: Sequence[Outcome], delays: Sequence[float]
     ) -> FinishCounts:
-        async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                _FINISH_SQL,
-                [o.item.id for o in outcomes],
-                [o.succeeded for o in outcomes],
-                [o.charge for o in outcomes],
-                [o.final for o in outcomes],
-                [_short(o.error) for o in outcomes],
-                list(delays),
-                token,
-                self._default_max_retries,
-            )
-            owned = {row["id"]: row["status"] for row in rows}
-            upserts = [
-                self._upsert_args(o) for o in outcomes if o.item.id in owned and o.vectors
-            ]
-            if upserts:
-                await conn.executemany(self._upsert_sql, upserts)
-        statuses = list(owned.values())
+        rows = await self._pool.fetch(
+            self._finish_sql,
+            [o.item.id for o in outcomes],
+            [o.succeeded for o in outcomes],
+            [o.charge for o in outcomes],
+            [o.final for o in outcomes],
+            [_short(o.error) for o in outcomes],
+            list(delays),
+            token,
+            self._default_max_retries,
+            *([_encoded(o.vectors.get(model.name)) for o in outcomes] for model in self._models),
+        )
+        statuses = [row["status"] for row in rows]
         return FinishCounts(
             completed=statuses.count("completed"),
             retrying=statuses.count("queued"),
             failed=statuses.count("failed"),
-            lost=len(outcomes) - len(owned),
+            lost=len(outcomes) - len(rows),
         )
-
-    def _upsert_args(self, outcome: Outcome) -> tuple[object, ...]:
-        item = outcome.item
-        vectors = [outcome.vectors.get(model.name) for model in self._models]
-        return (item.content_type, item.content_id, item.content_hash, item.content_text, *vectors)
 
     async def release(self, tokens: Sequence[UUID]) -> int:
         """Give claimed rows back to the queue without spending a retry."""
@@ -198,6 +189,10 @@ async def check_model_columns(
     return problems
 
 
+def _encoded(vector: Vector | None) -> bytes | None:
+    return None if vector is None else encode_vector(vector)
+
+
 def _short(reason: str | None, limit: int = 500) -> str | None:
     if reason is None or len(reason) <= limit:
         return reason
@@ -244,17 +239,26 @@ ORDER BY c.priority, c.scheduled_at, c.id
 """
 
 
-def _upsert_embeddings_sql(models: Sequence[ModelColumns]) -> str:
-    """Store new vectors; a model without one keeps its vector only if the text is unchanged."""
+def _finish_sql(models: Sequence[ModelColumns]) -> str:
+    """Settle the batch's queue rows, then store the vectors of the rows it still owned.
+
+    Parameters: $1..$6 one array element per item (id, ok, charge, final, error, delay),
+    $7 the lease token, $8 the default max_retries, then one vector[] per model (NULL where
+    the model made no vector). Text and hash come from the queue row, which the lease proves
+    unchanged since the claim. A model without a new vector keeps its stored one only if the
+    text is unchanged.
+    """
+    aliases = [f"v{index}" for index in range(len(models))]
+    vector_arrays = ", ".join(f"${index}::vector[]" for index in range(9, 9 + len(models)))
     columns: list[str] = []
     values: list[str] = []
     updates: list[str] = []
     flags_after: list[str] = []
-    for index, model in enumerate(models, start=5):
+    same_text = "e.content_hash = EXCLUDED.content_hash"
+    for model, alias in zip(models, aliases, strict=True):
         column, flag = quote_ident(model.column), quote_ident(model.flag_column)
-        same_text = "e.content_hash = EXCLUDED.content_hash"
         columns += [column, flag]
-        values += [f"${index}::vector", f"${index}::vector IS NOT NULL"]
+        values += [f"u.{alias}", f"u.{alias} IS NOT NULL"]
         updates.append(
             f"{column} = CASE WHEN EXCLUDED.{flag} THEN EXCLUDED.{column} "
             f"WHEN {same_text} THEN e.{column} END"
@@ -265,25 +269,32 @@ def _upsert_embeddings_sql(models: Sequence[ModelColumns]) -> str:
         )
         updates.append(f"{flag} = {flag_after}")
         flags_after.append(flag_after)
-    inserted_complete = " AND ".join(
-        f"${i}::vector IS NOT NULL" for i in range(5, 5 + len(models))
-    )
+    all_new = " AND ".join(f"u.{alias} IS NOT NULL" for alias in aliases)
+    any_new = " OR ".join(f"u.{alias} IS NOT NULL" for alias in aliases)
     return f"""
-INSERT INTO embeddings AS e
-    (content_type, content_id, content_hash, content_text, {", ".join(columns)},
-     status, updated_at)
-VALUES ($1, $2, $3, $4, {", ".join(values)},
-        CASE WHEN {inserted_complete} THEN 'completed' ELSE 'pending' END, now())
-ON CONFLICT (content_type, content_id) DO UPDATE SET
-    {", ".join(updates)},
-    status = CASE WHEN {" AND ".join(flags_after)} THEN 'completed' ELSE 'pending' END,
-    content_hash = EXCLUDED.content_hash,
-    content_text = EXCLUDED.content_text,
-    updated_at = now()
+WITH finished AS (
+{_SETTLE_QUEUE_SQL}
+), stored AS (
+    INSERT INTO embeddings AS e
+        (content_type, content_id, content_hash, content_text, {", ".join(columns)},
+         status, updated_at)
+    SELECT f.content_type, f.content_id, f.content_hash, f.content_text, {", ".join(values)},
+           CASE WHEN {all_new} THEN 'completed' ELSE 'pending' END, now()
+    FROM unnest($1::bigint[], {vector_arrays}) AS u(id, {", ".join(aliases)})
+    JOIN finished f ON f.id = u.id
+    WHERE {any_new}
+    ON CONFLICT (content_type, content_id) DO UPDATE SET
+        {", ".join(updates)},
+        status = CASE WHEN {" AND ".join(flags_after)} THEN 'completed' ELSE 'pending' END,
+        content_hash = EXCLUDED.content_hash,
+        content_text = EXCLUDED.content_text,
+        updated_at = now()
+)
+SELECT id, status FROM finished
 """
 
 
-_FINISH_SQL = """
+_SETTLE_QUEUE_SQL = """
 UPDATE embedding_queue q
 SET status = CASE
         WHEN o.ok THEN 'completed'
@@ -300,7 +311,7 @@ SET status = CASE
 FROM unnest($1::bigint[], $2::boolean[], $3::boolean[], $4::boolean[], $5::text[],
             $6::float8[]) AS o(id, ok, charge, final, error, delay_s)
 WHERE q.id = o.id AND q.lease_token = $7 AND q.status = 'processing'
-RETURNING q.id, q.status
+RETURNING q.id, q.status, q.content_type, q.content_id, q.content_hash, q.content_text
 """
 
 _RENEW_SQL = """

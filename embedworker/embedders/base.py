@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from embedworker.embedders.errors import ErrorKind, ModelError
+
+# One vector as the worker carries it to pgvector: float32, pgvector's own storage type.
+Vector = npt.NDArray[np.float32]
+# The vectors of one request, one row per input.
+Vectors = npt.NDArray[np.float32]
+
+# pgvector stores float32; a larger finite double would become infinity there.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class Embedder(Protocol):
@@ -16,41 +26,62 @@ class Embedder(Protocol):
     dimension: int
     max_batch: int
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+    async def embed(self, texts: Sequence[str]) -> Vectors: ...
 
     async def healthy(self) -> bool: ...
 
     async def aclose(self) -> None: ...
 
 
-def check_vectors(vectors: Any, count: int, dimension: int) -> list[list[float]]:
-    """Return ``vectors`` if it is ``count`` finite vectors of ``dimension``, else raise."""
+def check_vectors(vectors: Any, count: int, dimension: int) -> Vectors:
+    """``vectors`` as a (count, dimension) float32 array if it is ``count`` finite vectors of
+    ``dimension`` numbers (JSON lists, or float32 arrays from a binary answer), else raise."""
     if not isinstance(vectors, list):
-        raise ModelError(ErrorKind.MALFORMED, "malformed response: no list of vectors")
+        raise _malformed("no list of vectors")
     if len(vectors) != count:
-        raise ModelError(
-            ErrorKind.MALFORMED, f"malformed response: {len(vectors)} vectors for {count} inputs"
-        )
+        raise _malformed(f"{len(vectors)} vectors for {count} inputs")
+    if count == 0:
+        return np.empty((0, dimension), dtype=np.float32)
+    if not all(isinstance(vector, _ROW_TYPES) for vector in vectors):
+        raise _malformed(_shape_problem(vectors, dimension))
+    try:
+        # One conversion in C for the whole answer; numpy infers the type, so strings and
+        # None show up as a non-numeric dtype instead of being converted.
+        array = np.array(vectors)
+    except ValueError:  # rows of different lengths, or a row that nests further
+        raise _malformed(_shape_problem(vectors, dimension)) from None
+    if array.ndim != 2 or array.shape[1] != dimension:
+        raise _malformed(_shape_problem(vectors, dimension))
+    if array.dtype.kind not in "fi" or _holds_booleans(vectors, array):
+        raise _malformed("a vector holds a non-number")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise _malformed("NaN or infinite value")
+    if np.abs(array).max() > FLOAT32_MAX:
+        raise _malformed("a value exceeds float32")
+    return array.astype(np.float32, copy=False)
+
+
+def _holds_booleans(vectors: list[Any], array: npt.NDArray[Any]) -> bool:
+    """JSON true/false become 1 and 0 in ``array``; only rows holding those values are
+    looked at one number at a time."""
+    suspects = ((array == 0) | (array == 1)).any(axis=1)
+    return any(
+        isinstance(vectors[row], list) and any(type(value) is bool for value in vectors[row])
+        for row in np.flatnonzero(suspects)
+    )
+
+
+def _shape_problem(vectors: list[Any], dimension: int) -> str:
     for vector in vectors:
-        if not isinstance(vector, list) or len(vector) != dimension:
-            got = len(vector) if isinstance(vector, list) else type(vector).__name__
-            raise ModelError(
-                ErrorKind.MALFORMED, f"malformed response: dimension {got}, expected {dimension}"
-            )
-        # Both checks loop in C: this runs for every number of every answer.
-        if not set(map(type, vector)) <= _NUMBER_TYPES:
-            raise ModelError(ErrorKind.MALFORMED, "malformed response: a vector holds a non-number")
-        try:
-            finite = math.isfinite(math.fsum(vector))  # NaN and infinities survive a sum
-        except (OverflowError, ValueError):
-            finite = False
-        if not finite:
-            raise ModelError(ErrorKind.MALFORMED, "malformed response: NaN or infinite value")
-        if max(vector) > FLOAT32_MAX or min(vector) < -FLOAT32_MAX:
-            raise ModelError(ErrorKind.MALFORMED, "malformed response: a value exceeds float32")
-    return vectors
+        if not isinstance(vector, _ROW_TYPES):
+            return f"dimension {type(vector).__name__}, expected {dimension}"
+        if len(vector) != dimension:
+            return f"dimension {len(vector)}, expected {dimension}"
+    return "a vector holds a non-number"  # right lengths: something inside nests further
 
 
-_NUMBER_TYPES = frozenset({float, int})
-# pgvector stores float32; a larger finite double would become infinity there.
-FLOAT32_MAX = 3.4028234663852886e38
+_ROW_TYPES = (list, np.ndarray)
+
+
+def _malformed(problem: str) -> ModelError:
+    return ModelError(ErrorKind.MALFORMED, f"malformed response: {problem}")

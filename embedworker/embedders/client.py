@@ -13,9 +13,9 @@ from typing import Any, Protocol
 import httpx
 
 from embedworker.config import ModelSettings
-from embedworker.embedders.base import check_vectors
+from embedworker.embedders.base import Vectors, check_vectors
 from embedworker.embedders.errors import ErrorKind, ModelError
-from embedworker.embedders.http import get_ok, make_client, post_once, with_retries
+from embedworker.embedders.http import decode_json, get_ok, make_client, post_raw, with_retries
 from embedworker.embedders.limits import RateLimiter
 from embedworker.embedders.replicas import Replica, ReplicaSet
 
@@ -57,7 +57,7 @@ class HttpEmbedder:
         self._limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_inputs_per_min)
         self._limit_known = False
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> Vectors:
         inputs = [self._prefix + text for text in texts]
         async with self._requests:
             await self._learn_server_limit()
@@ -66,7 +66,11 @@ class HttpEmbedder:
                     ErrorKind.TOO_BIG,
                     f"{len(inputs)} inputs exceed the server's batch limit of {self.max_batch}",
                 )
-            body = await with_retries(lambda: self._send(inputs))
+            content = await with_retries(lambda: self._send(inputs))
+        # Decoding happens outside the request slot, after a batch waiting for the slot has
+        # had the chance to send: the model server is not kept waiting on our CPU.
+        await asyncio.sleep(0)
+        body = decode_json(content)
         return check_vectors(self._wire.vectors(body, len(inputs)), len(inputs), self.dimension)
 
     async def healthy(self) -> bool:
@@ -75,12 +79,12 @@ class HttpEmbedder:
     async def aclose(self) -> None:
         await self._replicas.aclose()
 
-    async def _send(self, inputs: list[str]) -> Any:
+    async def _send(self, inputs: list[str]) -> bytes:
         await self._limiter.acquire(len(inputs))
         replica = self._replicas.pick()
         with replica.busy():
             try:
-                return await post_once(
+                return await post_raw(
                     replica.client, self._wire.embed_path, self._wire.payload(inputs)
                 )
             except ModelError as error:

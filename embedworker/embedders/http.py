@@ -72,8 +72,13 @@ async def get_ok(client: httpx.AsyncClient, path: str) -> bool:
 
 async def post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> Any:
     """POST ``payload`` once; the decoded JSON, or a ModelError of the right class."""
+    return decode_json(await post_raw(client, path, payload))
+
+
+async def post_raw(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> bytes:
+    """POST ``payload`` once; the body of a 2xx answer, or a ModelError of the right class."""
     try:
-        response = await client.post(path, json=payload)
+        response = await client.post(path, content=orjson.dumps(payload), headers=_JSON)
     except httpx.TimeoutException:
         raise ModelError(
             ErrorKind.TRANSIENT, f"timeout calling {path}", unreachable=True
@@ -85,10 +90,17 @@ async def post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any
         ) from None
     if not response.is_success:
         raise error_for_status(response)
+    return response.content
+
+
+def decode_json(content: bytes) -> Any:
     try:
-        return orjson.loads(response.content)
+        return orjson.loads(content)
     except orjson.JSONDecodeError:
         raise ModelError(ErrorKind.MALFORMED, "malformed response: not JSON") from None
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 def error_for_status(response: httpx.Response) -> ModelError:

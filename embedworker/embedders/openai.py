@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import sys
-from array import array
 from typing import Any
 
 import httpx
+import numpy as np
 
 from embedworker.config import ModelSettings
 from embedworker.embedders.errors import ErrorKind, ModelError
@@ -57,8 +56,4 @@ def _decode(embedding: Any) -> Any:
         raise ModelError(ErrorKind.MALFORMED, "malformed response: invalid base64") from None
     if len(raw) % 4:
         raise ModelError(ErrorKind.MALFORMED, "malformed response: base64 is not float32")
-    values = array("f")
-    values.frombytes(raw)
-    if sys.byteorder == "big":
-        values.byteswap()
-    return values.tolist()
+    return np.frombuffer(raw, dtype="<f4")

@@ -65,7 +65,7 @@ def test_general_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
 
     assert settings.channel == "embedding_queue"
-    assert settings.concurrency == 4
+    assert settings.concurrency == 8
     assert settings.batch_size == 32
     assert settings.max_retries == 3
     assert settings.retry_delay_s <= settings.retry_delay_max_s

@@ -12,6 +12,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from embedworker.embedders import ErrorKind, ModelError
@@ -37,18 +38,25 @@ def malformed(vectors: Any, count: int, dimension: int) -> ModelError:
 # --- check_vectors ----------------------------------------------------------------------
 
 
-def test_good_vectors_are_returned() -> None:
+def test_good_vectors_are_returned_as_float32_rows() -> None:
     vectors = [[0.1, -0.2, 0.3], [1.0, 0.0, -1.0]]
-    assert check_vectors(vectors, 2, 3) is vectors
+    checked = check_vectors(vectors, 2, 3)
+    assert checked.dtype == np.float32
+    assert checked.shape == (2, 3)
+    assert checked.tolist() == [[np.float32(v) for v in row] for row in vectors]
 
 
 def test_integer_components_are_numbers() -> None:
-    vectors = [[0, 1, -2]]
-    assert check_vectors(vectors, 1, 3) == [[0, 1, -2]]
+    assert check_vectors([[0, 1, -2]], 1, 3).tolist() == [[0.0, 1.0, -2.0]]
+
+
+def test_float32_arrays_of_a_binary_answer_are_vectors() -> None:
+    rows = [np.array([0.5, 0.0, 1.0], dtype="<f4"), np.array([-1.0, 0.25, 0.0], dtype="<f4")]
+    assert check_vectors(rows, 2, 3).tolist() == [[0.5, 0.0, 1.0], [-1.0, 0.25, 0.0]]
 
 
 def test_no_vectors_for_no_inputs() -> None:
-    assert check_vectors([], 0, 384) == []
+    assert check_vectors([], 0, 384).shape == (0, 384)
 
 
 @pytest.mark.parametrize("vectors", [None, {"embeddings": [[0.0]]}, "[[0.0]]", ([0.0],), 3])
@@ -100,6 +108,22 @@ def test_huge_integer_component_is_malformed() -> None:
 
 def test_boolean_component_is_malformed() -> None:
     malformed([[True, False]], 1, 2)
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_boolean_among_numbers_is_malformed(flag: bool) -> None:
+    error = malformed([[0.25, 1.0, 0.0], [0.5, flag, -0.5]], 2, 3)
+    assert "non-number" in error.reason
+
+
+def test_ragged_rows_are_malformed() -> None:
+    error = malformed([[0.5, 0.5], [0.5]], 2, 2)
+    assert "dimension 1, expected 2" in error.reason
+
+
+def test_a_vector_nested_deeper_is_malformed() -> None:
+    error = malformed([[[0.5], [0.5]]], 1, 2)
+    assert "non-number" in error.reason
 
 
 # --- error_for_status -------------------------------------------------------------------
