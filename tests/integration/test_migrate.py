@@ -186,6 +186,40 @@ async def test_migrate_creates_the_schema_on_an_empty_database(empty_database_ur
         await conn.close()
 
 
+async def queue_reloptions(conn: asyncpg.Connection) -> dict[str, str]:
+    options = await conn.fetchval(
+        "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = 'embedding_queue'::regclass"
+    )
+    return dict(option.split("=", 1) for option in options)
+
+
+async def test_migrate_makes_autovacuum_keep_up_with_the_queue(empty_database_url: str) -> None:
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await migrations.migrate(conn, CHANNEL)
+        options = await queue_reloptions(conn)
+    finally:
+        await conn.close()
+    assert options["autovacuum_vacuum_scale_factor"] == "0.01"
+    assert options["autovacuum_vacuum_threshold"] == "1000"
+    assert options["autovacuum_analyze_scale_factor"] == "0.02"
+
+
+async def test_migrate_keeps_an_operators_own_autovacuum_setting(empty_database_url: str) -> None:
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        await conn.execute(STUDIFY_SCHEMA)
+        await conn.execute(
+            "ALTER TABLE embedding_queue SET (autovacuum_vacuum_scale_factor = 0.05)"
+        )
+        await migrations.migrate(conn, CHANNEL)
+        options = await queue_reloptions(conn)
+    finally:
+        await conn.close()
+    assert options["autovacuum_vacuum_scale_factor"] == "0.05"
+    assert options["autovacuum_vacuum_threshold"] == "1000"
+
+
 async def test_concurrent_migrates_both_succeed(empty_database_url: str) -> None:
     first = await asyncpg.connect(empty_database_url)
     second = await asyncpg.connect(empty_database_url)
