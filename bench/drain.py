@@ -1,6 +1,6 @@
 """One drain measurement: N queued items, both models, `python -m embedworker drain`.
 
-    python bench/drain.py --items 10000 [--concurrency 4] [--batch-size 32] [--latency-ms 0]
+    python bench/drain.py --items 10000 [--concurrency 8] [--batch-size 32] [--latency-ms 0]
                           [--server fast|standin]
 
 Starts its own embedded PostgreSQL and two model servers on 127.0.0.1 (see bench/run.py for the
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Postgres
+from harness import WORKER_CONCURRENCY, Postgres
 from run import drain_run
 
 
@@ -42,7 +42,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=10000)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=WORKER_CONCURRENCY)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--server", choices=("fast", "standin"), default="fast")

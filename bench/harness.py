@@ -45,6 +45,8 @@ MODELS = {"e5_small": 384, "bge_m3": 1024}
 DEFAULT_CAPS = {"e5_small": 64, "bge_m3": 32}
 # the worker's per-model requests in flight (ModelSettings.max_concurrency default)
 MODEL_MAX_CONCURRENCY = 4
+# the worker's coroutines (Settings.concurrency default, 8 since c2d7e2b)
+WORKER_CONCURRENCY = 8
 
 
 def with_database(url: str, name: str) -> str:

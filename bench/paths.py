@@ -64,7 +64,8 @@ def decode_costs(batch: int = 32, rounds: int = 30) -> dict[str, Any]:
                            "dim": dim}).encode()
         vectors = orjson.loads(body)["embeddings"]
         array = check_vectors(vectors, batch, dim)
-        assert array.dtype == np.float32 and array.shape == (batch, dim)
+        if array.dtype != np.float32 or array.shape != (batch, dim):
+            raise RuntimeError(f"check_vectors gave {array.dtype} {array.shape}")
         row: dict[str, Any] = {"answer_bytes_per_item": len(body) // batch}
         row["json_loads_us"] = timed(lambda b=body: json.loads(b))
         row["orjson_loads_us"] = timed(lambda b=body: orjson.loads(b))
@@ -81,22 +82,23 @@ def decode_costs(batch: int = 32, rounds: int = 30) -> dict[str, Any]:
 # -- the database side of a drain ------------------------------------------------------------
 
 
-async def database_drain(pg: Postgres, items: int, concurrency: int = 4, batch: int = 32,
-                         mode: str = "current") -> dict[str, Any]:
-    """Claim and finish ``items`` rows with no model and no JSON: items/s of the SQL alone."""
-    from pgvector import Vector
+async def database_drain(pg: Postgres, items: int, concurrency: int = 8,
+                         batch: int = 32) -> dict[str, Any]:
+    """Claim and finish ``items`` rows with no model and no JSON: items/s of the daemon's SQL.
 
+    Each outcome carries one float32 row per model, as check_vectors hands them to the finish.
+    """
     from embedworker.config import Settings
     from embedworker.db.connect import create_pool
     from embedworker.db.queue import QueueStore
     from embedworker.domain import Outcome
     from embedworker.service import model_columns
 
-    pools = {model: _pool(model) for model in MODELS}
+    pools = {model: [np.asarray(vector, dtype=np.float32) for vector in _pool(model)]
+             for model in MODELS}
     settings = Settings(database_url="postgresql://unused/x",
                         models={m: {"url": "http://127.0.0.1:1"} for m in MODELS})
-    batched_sql = _batched_finish_sql()
-    async with pg.database(f"db_{mode}") as url:
+    async with pg.database("db_drain") as url:
         await enqueue(url, items)
         await pg.admin("CHECKPOINT")
         pool = await create_pool(url, max_size=concurrency + 2)
@@ -114,28 +116,14 @@ async def database_drain(pg: Postgres, items: int, concurrency: int = 4, batch: 
                 claims.append(t1 - t0)
                 if not claimed.items:
                     return done
-                if mode == "current":
-                    outcomes = []
-                    for item in claimed.items:
-                        slot = _slot(item.content_text)
-                        outcome = Outcome(item, item.content_text)
-                        outcome.vectors = {m: pools[m][slot] for m in MODELS}
-                        outcomes.append(outcome)
-                    t1 = time.perf_counter()
-                    await store.finish(token, outcomes, [0.0] * len(outcomes))
-                else:
-                    its = claimed.items
-                    slots = [_slot(i.content_text) for i in its]
-                    async with pool.acquire() as conn:
-                        await conn.fetch(
-                            batched_sql,
-                            [i.id for i in its], [True] * len(its), [False] * len(its),
-                            [False] * len(its), [None] * len(its), [0.0] * len(its), token, 3,
-                            [i.id for i in its], [i.content_type for i in its],
-                            [i.content_id for i in its], [i.content_hash for i in its],
-                            [i.content_text for i in its],
-                            [Vector(pools["e5_small"][s]) for s in slots],
-                            [Vector(pools["bge_m3"][s]) for s in slots])
+                outcomes = []
+                for item in claimed.items:
+                    slot = _slot(item.content_text)
+                    outcome = Outcome(item, item.content_text)
+                    outcome.vectors = {m: pools[m][slot] for m in MODELS}
+                    outcomes.append(outcome)
+                t1 = time.perf_counter()
+                await store.finish(token, outcomes, [0.0] * len(outcomes))
                 finishes.append(time.perf_counter() - t1)
                 done += len(claimed.items)
 
@@ -148,9 +136,8 @@ async def database_drain(pg: Postgres, items: int, concurrency: int = 4, batch: 
             "SELECT count(*) FROM embeddings WHERE status = 'completed'"
             " AND has_e5_embedding AND has_bge_embedding")
         await conn.close()
-    return {"mode": mode, "items": items, "concurrency": concurrency, "batch": batch,
+    return {"items": items, "concurrency": concurrency, "batch": batch,
             "done": sum(counts), "embeddings_complete": complete,
             "seconds": round(seconds, 3), "items_per_s": round(sum(counts) / seconds, 1),
             "claim_ms_median": round(1000 * median(claims), 2),
             "finish_ms_median": round(1000 * median(finishes), 2)}
-

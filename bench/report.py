@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import median
+from harness import MODEL_MAX_CONCURRENCY, WORKER_CONCURRENCY, median
 
 DRAIN_TARGET, DRAIN_STRETCH = 0.25, 0.5
 IDLE_P50_MS, IDLE_P99_MS = 15.0, 50.0
@@ -54,23 +54,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         out.append({"name": "idle latency p50 <= 15 ms, p99 <= 50 ms", "value": None,
                     "met": None})
-    model = results.get("model_bound") or []
+    model = [r for r in results.get("model_bound") or [] if not r.get("patches")]
     if model:
-        model = [r for r in model if not r.get("patches")]
-        default = [r for r in model if r["concurrency"] == 4] or model
-        worst = min(default, key=lambda r: r["ratio_to_capacity"])
-        best = max(model, key=lambda r: r["ratio_to_capacity"])
-        parts = [f"cap {r['batch_size']} c={r['concurrency']}: {r['ratio_to_capacity']:.1%}"
-                 for r in model]
-        bottleneck = sorted({m for r in model for m in r.get("server_is_bottleneck", [])})
-        out.append({
-            "name": "model-bound >= 90 % of capacity (concurrency 4, the default)",
-            "value": "; ".join(parts)
-                     + (f" (the server itself is the bottleneck for {bottleneck})"
-                        if bottleneck else ""),
-            "met": worst["ratio_to_capacity"] >= MODEL_TARGET,
-            "best_met": best["ratio_to_capacity"] >= MODEL_TARGET,
-        })
+        out.append(_model_target(model))
     else:
         out.append({"name": "model-bound >= 90 % of capacity", "value": None, "met": None})
     claim = results.get("claim") or {}
@@ -103,6 +89,51 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         out.append({"name": "claim time at 1M within 2x of 10k", "value": None, "met": None})
     return out
+
+
+def _server_ratio(row: dict[str, Any]) -> float:
+    """Achieved / what the servers give at the model-bound latency (measured), from the rates
+    themselves (the stored ratio is rounded); rows from before that was measured have only the
+    nominal ratio."""
+    if row.get("server_capacity_items_per_s"):
+        return float(row["items_per_s"]) / float(row["server_capacity_items_per_s"])
+    return float(row["items_per_s"]) / float(row["capacity_items_per_s"])
+
+
+def _model_target(model: list[dict[str, Any]]) -> dict[str, Any]:
+    """Model-bound >= 90 %, judged at the daemon's default concurrency against what the servers
+    give at that latency (measured with a raw client), the nominal ratio printed beside it."""
+    measured = all("ratio_to_server" in r for r in model)
+    judged = [r for r in model if r["concurrency"] == WORKER_CONCURRENCY]
+    name = (f"model-bound >= 90 % of {'what the servers give' if measured else 'capacity'} "
+            f"(concurrency {WORKER_CONCURRENCY}, the default)")
+    if not judged:
+        return {"name": name, "value": f"concurrency {WORKER_CONCURRENCY} not measured "
+                                       "(--model-concurrency)", "met": None}
+
+    def part(r: dict[str, Any]) -> str:
+        if "ratio_to_server" not in r:
+            return f"cap {r['batch_size']} c={r['concurrency']}: {r['ratio_to_capacity']:.0%}"
+        return (f"cap {r['batch_size']} c={r['concurrency']}: {_server_ratio(r):.0%} of what "
+                f"the servers give ({r['ratio_to_capacity']:.0%} of nominal)")
+
+    others = {}
+    for concurrency in sorted({r["concurrency"] for r in model} - {WORKER_CONCURRENCY}):
+        rows = [r for r in model if r["concurrency"] == concurrency]
+        others[concurrency] = all(_server_ratio(r) >= MODEL_TARGET for r in rows)
+    rest = [r for r in model if r["concurrency"] != WORKER_CONCURRENCY]
+    bottleneck = sorted({m for r in model for m in r.get("server_is_bottleneck", [])})
+    return {
+        "name": name,
+        "value": "; ".join(part(r) for r in judged)
+                 + (" | other concurrency: " + "; ".join(part(r) for r in rest) if rest else "")
+                 + (f" (the server itself is the bottleneck for {bottleneck})"
+                    if bottleneck else ""),
+        "met": all(_server_ratio(r) >= MODEL_TARGET for r in judged),
+        "nominal_met": all(r["items_per_s"] >= MODEL_TARGET * r["capacity_items_per_s"]
+                           for r in judged),
+        "met_at_concurrency": [c for c, met in others.items() if met],
+    }
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -196,24 +227,20 @@ def table(results: dict[str, Any]) -> str:
         out.append(f"\n== the pieces alone (bench/paths.py) ==\nCPU per item to handle a model's "
                    f"answer (batch {dec['batch']}), microseconds:")
         keys = ["answer_bytes_per_item", "json_loads_us", "orjson_loads_us", "check_vectors_us",
-                "vector_encode_us", "daemon_total_us", "numpy_check_us", "numpy_encode_us",
-                "proposed_total_us"]
+                "encode_vector_us", "daemon_total_us"]
         present = [k for k in keys if any(k in m for m in dec["models"].values())]
         out.append(_table(["model", *[k.removesuffix("_us") for k in present]],
                           [[model, *[m.get(k, "-") for k in present]]
                            for model, m in dec["models"].items()]))
-        out.append(f"both models: {dec.get('daemon_total_us', dec.get('current_total_us'))} "
-                   "us/item as the daemon does it "
-                   f"({dec.get('daemon_decoder', 'json')}, check_vectors, Vector(list))"
-                   + (f"; {dec['proposed_total_us']} us/item with orjson + a numpy check + "
-                      "float32 rows" if dec.get("proposed_total_us") else ""))
+        out.append(f"both models: {dec.get('daemon_total_us')} us/item as the daemon does it "
+                   "(orjson.loads, check_vectors to float32, encode_vector of each row); "
+                   "json_loads = the stdlib decoder, for comparison only")
         if paths.get("database"):
-            out.append("database side of a drain alone (claim + finish from the bench process, "
-                       "no model, no JSON):")
+            out.append("database side of a drain alone (the daemon's claim and one-statement "
+                       "finish from the bench process, no model, no JSON):")
             out.append(_table(
-                ["finish", "concurrency", "batch", "items/s", "of COPY", "claim ms",
-                 "finish ms", "done"],
-                [[r["mode"], r["concurrency"], r["batch"], r["items_per_s"],
+                ["concurrency", "batch", "items/s", "of COPY", "claim ms", "finish ms", "done"],
+                [[r["concurrency"], r["batch"], r["items_per_s"],
                   f"{r['items_per_s'] / ceiling:.1%}" if ceiling else "-",
                   r["claim_ms_median"], r["finish_ms_median"],
                   f"{r['embeddings_complete']}/{r['items']}"] for r in paths["database"]]))
@@ -279,13 +306,16 @@ def table(results: dict[str, Any]) -> str:
     if results.get("model_bound"):
         rows = results["model_bound"]
         out.append(f"\n== model-bound: models at {rows[0]['latency_ms']:g} ms per request; "
-                   f"capacity = {4} requests in flight x cap / latency ==")
+                   f"nominal = {MODEL_MAX_CONCURRENCY} requests in flight x cap / latency; "
+                   "servers give = each server alone at that latency and cap, "
+                   f"{MODEL_MAX_CONCURRENCY} connections, raw client (the slower one) ==")
         out.append(_table(
-            ["cap", "concurrency", "whatif", "items/s", "capacity", "ratio",
-             "server alone (e5, bge)", "worker ms/item", "done"],
+            ["cap", "concurrency", "whatif", "items/s", "servers give", "of servers",
+             "nominal", "of nominal", "server alone 0 ms (e5, bge)", "worker ms/item", "done"],
             [[r["batch_size"], r["concurrency"], r.get("patches") or "-", r["items_per_s"],
-              r["capacity_items_per_s"],
-              f"{r['ratio_to_capacity']:.1%}",
+              r.get("server_capacity_items_per_s", "-"),
+              f"{r['ratio_to_server']:.1%}" if "ratio_to_server" in r else "-",
+              r["capacity_items_per_s"], f"{r['ratio_to_capacity']:.1%}",
               ", ".join("-" if v is None else f"{v:.0f}"
                         for v in r["server_alone_items_per_s"].values()),
               _cpu(r, "worker_net"), f"{r['completed']}/{r['items']}"] for r in rows]))
@@ -322,7 +352,8 @@ def table(results: dict[str, Any]) -> str:
         ["target", "result", "verdict"],
         [[t["name"], t["value"] or "-",
           _verdict(t["met"]) + (" (stretch met)" if t.get("stretch_met") else "")
-          + (" (met at concurrency 8)" if t.get("best_met") and not t["met"] else "")]
+          + (f" (met at concurrency {', '.join(map(str, t['met_at_concurrency']))})"
+             if t.get("met_at_concurrency") and t["met"] is False else "")]
          for t in results.get("targets", [])]))
     return "\n".join(out)
 
@@ -371,17 +402,22 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
         labels = [f"cap {r['batch_size']}\nc={r['concurrency']}"
                   + (f"\n{r['patches']}" if r.get("patches") else "") for r in model]
         xs = range(len(model))
-        ax.bar([x - 0.2 for x in xs], [r["capacity_items_per_s"] for r in model], width=0.4,
-               label="capacity", color="lightgrey")
-        ax.bar([x + 0.2 for x in xs], [r["items_per_s"] for r in model], width=0.4,
+        ax.bar([x - 0.27 for x in xs], [r["capacity_items_per_s"] for r in model], width=0.27,
+               label="nominal capacity", color="lightgrey")
+        ax.bar(list(xs), [r.get("server_capacity_items_per_s", 0) for r in model], width=0.27,
+               label="servers give (alone, raw client)", color="darkgrey")
+        ax.bar([x + 0.27 for x in xs], [r["items_per_s"] for r in model], width=0.27,
                label="achieved", color="tab:blue")
         for x, r in zip(xs, model, strict=True):
-            ax.text(x + 0.2, r["items_per_s"], f"{r['ratio_to_capacity']:.0%}", ha="center",
-                    va="bottom", fontsize=8)
+            ratio = f"{_server_ratio(r):.0%}\n" if "ratio_to_server" in r else ""
+            ax.text(x + 0.27, r["items_per_s"], f"{ratio}({r['ratio_to_capacity']:.0%})",
+                    ha="center", va="bottom", fontsize=7)
+        ax.set_ylim(0, 1.35 * max(r["capacity_items_per_s"] for r in model))
         ax.set_xticks(list(xs), labels, fontsize=8)
         ax.set_ylabel("items/s")
-        ax.set_title(f"model-bound: models at {model[0]['latency_ms']:g} ms per request")
-        ax.legend(fontsize=8)
+        ax.set_title(f"model-bound: models at {model[0]['latency_ms']:g} ms per request\n"
+                     "achieved: % of what the servers give (% of nominal)", fontsize=10)
+        ax.legend(fontsize=8, loc="upper center", ncol=3)
     else:
         ax.set_axis_off()
     ax = axes[1][1]

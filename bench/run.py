@@ -7,7 +7,7 @@
     python bench/run.py --only copy,drain    # or name the parts to run (list below)
     python bench/run.py --server standin     # grid, latency, model-bound, claim on the stand-in
     python bench/run.py --repeat 2           # every drain, COPY and model-bound run twice
-    python bench/run.py --whatif 'orjson;orjson,numpy,batched'   # proposed changes, measured
+    python bench/run.py --whatif trace       # extra runs with bench/whatif.py patches
     python bench/run.py --profile            # one more drain under py-spy; prints hot spots
 
 It starts its own embedded PostgreSQL (pgvector) and loopback model servers, runs the worker as
@@ -33,17 +33,17 @@ Scenarios (--only takes a comma-separated subset of these names):
   copy      the ceiling: one binary COPY of the same N rows (both vectors, pgvector's binary
             format, hash, text, flags) into a copy of `embeddings` (LIKE ... INCLUDING ALL),
             best of 3; no JSON decoding and no queue bookkeeping
-  drain     N queued items drained by `drain` (concurrency 4, batch 32), models at 0 and
+  drain     N queued items drained by `drain` (concurrency 8, batch 32), models at 0 and
             50 ms, on the fast server and on the stand-in; items/s on the database clock
             (first claim to last finish), the ratio to the COPY ceiling, CPU ms per item of
             every process (worker, PostgreSQL, each server, this script, the rest of the
             machine), the worker's peak RSS (the kernel's high-water mark); then, at 0 ms on
             the fast server, the OpenAI protocol with base64 float32 answers (a binary codec,
             --drain-protocols) and two `drain` processes sharing the queue (--drain-processes)
-  paths     the pieces alone (bench/paths.py): CPU per item of handling an answer (the
-            daemon's json.loads, check_vectors, vector encoding; orjson and numpy beside them),
-            and the database side of a drain with no model and no JSON: the daemon's own claim
-            and finish, and a one-statement (unnest) finish prototype
+  paths     the pieces alone (bench/paths.py): CPU per item of handling an answer as the
+            daemon does it (orjson.loads, check_vectors to float32, encode_vector; stdlib
+            json.loads beside it), and the database side of a drain with no model and no JSON:
+            the daemon's own claim and one-statement finish, concurrency 8, batch 32
   grid      the drain at concurrency 1/2/4/8 x batch 16/32/64, models at 0 and 50 ms (the plot)
   latency   a running daemon (`run`, poll 300 s, so only NOTIFY wakes it): 200 single
             inserts on an idle queue, then a trickle of 100 items/s for 20 s; enqueue-to-
@@ -51,9 +51,10 @@ Scenarios (--only takes a comma-separated subset of these names):
             insert -> claim and claim -> finish, and on the client clock (a LISTEN on a bench
             trigger; --latency-client poll polls every 1 ms instead, which loads the machine)
   model     model-bound: models at 200 ms per request, batch caps 64 and 32 (worker batch =
-            cap), concurrency 4 and 8; achieved items/s against capacity = requests in flight
-            per model (max_concurrency, 4) x cap / latency; whether the server alone could give
-            that much
+            cap), concurrency 4 and 8; achieved items/s against the nominal capacity = requests
+            in flight per model (max_concurrency, 4) x cap / latency, and against what the
+            servers give: each server alone at that latency and cap, 4 connections, the raw
+            client of `servers` (no decoding), for --model-server-seconds; the slower one
   claim     the claim statement of embedworker/db/queue.py (32 rows) with 0, 10k, 100k and 1M
             rows queued (after VACUUM ANALYZE): EXPLAIN ANALYZE and the client round trip, each
             in a rolled-back transaction, median of 15; then the daemon drains the 1M-row queue
@@ -62,13 +63,15 @@ Scenarios (--only takes a comma-separated subset of these names):
             inserts of 10k rows, tracked tables), if it exists, included as it prints
 
 Proposed changes are measured without touching embedworker/: --whatif runs extra drains and
-model-bound runs with the patches of bench/whatif.py (orjson, numpy, batched, noreset), and
---trace times the latency daemon's claims, model requests and finishes from inside.
+model-bound runs with the patches of bench/whatif.py, and --trace times the latency daemon's
+claims, model requests and finishes from inside. The patches measured so far (orjson, numpy,
+batched, noreset) are the daemon's own behaviour since 83d7381 and c2d7e2b; only trace is left.
 
 Targets (the issue "Fast"), checked at the end: drain at 0 ms >= 1/4 of the COPY ceiling
 (stretch 1/2); idle latency p50 <= 15 ms and p99 <= 50 ms (database clock); model-bound >= 90 %
-of capacity (at the default concurrency 4); worker RSS <= 150 MB with 1M queued; claim time at
-1M within 2x of 10k.
+of what the servers give at that latency (at the default concurrency 8; the ratio to the nominal
+capacity printed beside it); worker RSS <= 150 MB with 1M queued; claim time at 1M within 2x of
+10k. The drain, latency, start-up and RSS runs use the daemon's default concurrency, 8.
 
 Numbers are noisy on a shared 2-core machine: use --repeat 2 (or run twice) and compare.
 """
@@ -101,6 +104,7 @@ from harness import (
     FILLER,
     MODEL_MAX_CONCURRENCY,
     MODELS,
+    WORKER_CONCURRENCY,
     Postgres,
     Sampler,
     Worker,
@@ -294,7 +298,7 @@ async def drain_run(
     kind: str,
     latency_ms: float,
     items: int,
-    concurrency: int = 4,
+    concurrency: int = WORKER_CONCURRENCY,
     batch: int = 32,
     caps: dict[str, int] | None = None,
     label: str = "drain",
@@ -381,7 +385,8 @@ async def scenario_startup(pg: Postgres, args: argparse.Namespace) -> dict[str, 
     async with pg.database("startup") as url:
         with model_servers("fast", 0) as servers:
             for _ in range(2):
-                worker = Worker("drain", worker_env(url, servers, concurrency=4, batch_size=32),
+                worker = Worker("drain", worker_env(url, servers, concurrency=args.concurrency,
+                                                    batch_size=32),
                                 args.log_dir)
                 result = await worker.wait(timeout=120)
                 runs.append({"wall_s": round(result.wall_s, 3), "cpu_s": round(result.cpu_s, 3),
@@ -573,6 +578,25 @@ async def scenario_latency(pg: Postgres, args: argparse.Namespace) -> dict[str, 
 # -- model-bound -----------------------------------------------------------------------------
 
 
+async def measure_servers_at(args: argparse.Namespace, cap: int,
+                             latency: float) -> dict[str, float]:
+    """Items/s each server gives alone at ``cap`` inputs per request and ``latency`` ms, with
+    the worker's requests in flight per model (MODEL_MAX_CONCURRENCY) from the raw client: what
+    the worker could get at most, the cost of moving the answers included."""
+    out = {}
+    for model in MODELS:
+        server = harness.ModelServer(args.server, model, cap, latency)
+        try:
+            result = await load_server(server.url, model, cap, args.model_server_seconds,
+                                       connections=MODEL_MAX_CONCURRENCY)
+        finally:
+            server.stop()
+        out[model] = round(result["items_per_s"], 1)
+        if result["errors"]:
+            log(f"model-bound: {model} server at cap {cap}: {result['errors']} errors")
+    return out
+
+
 async def scenario_model(pg: Postgres, args: argparse.Namespace,
                          servers_alone: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
@@ -581,6 +605,10 @@ async def scenario_model(pg: Postgres, args: argparse.Namespace,
         caps = dict.fromkeys(MODELS, cap)
         capacity_by_model = {m: MODEL_MAX_CONCURRENCY * cap / (latency / 1000) for m in MODELS}
         capacity = min(capacity_by_model.values())
+        measured = await measure_servers_at(args, cap, latency)
+        servers_give = min(measured.values())
+        log(f"model-bound cap {cap}: the servers alone at {latency:g} ms give {measured} items/s"
+            f" = {servers_give / capacity:.1%} of the nominal {capacity:.0f}")
         alone = {m: server_capacity(servers_alone, args.server, m, cap) for m in MODELS}
         runs = [(c, "") for c in args.model_concurrency]
         runs += [(c, patches) for patches in args.whatif for c in args.model_concurrency]
@@ -593,11 +621,16 @@ async def scenario_model(pg: Postgres, args: argparse.Namespace,
                 row["attempt"] = attempt + 1
                 row["capacity_items_per_s"] = round(capacity, 1)
                 row["ratio_to_capacity"] = round(row["items_per_s"] / capacity, 3)
+                row["server_at_latency_items_per_s"] = measured
+                row["server_capacity_items_per_s"] = servers_give
+                row["ratio_to_server"] = round(row["items_per_s"] / servers_give, 3)
                 row["server_alone_items_per_s"] = alone
                 row["server_is_bottleneck"] = [m for m, v in alone.items()
                                                if v is not None and v < capacity]
-                log(f"model-bound cap {cap} c={concurrency}: {row['items_per_s']} items/s of "
-                    f"{capacity:.0f} = {row['ratio_to_capacity']:.1%}")
+                log(f"model-bound cap {cap} c={concurrency}: {row['items_per_s']} items/s = "
+                    f"{row['ratio_to_server']:.1%} of what the servers give "
+                    f"({servers_give:.0f}), {row['ratio_to_capacity']:.1%} of the nominal "
+                    f"{capacity:.0f}")
                 rows.append(row)
     return rows
 
@@ -698,7 +731,8 @@ async def scenario_claim(pg: Postgres, args: argparse.Namespace) -> dict[str, An
 async def rss_run(pg: Postgres, args: argparse.Namespace, url: str, queued: int) -> dict[str, Any]:
     """The daemon (`run`) on the big queue for ``rss_seconds``: its peak RSS and throughput."""
     with model_servers(args.server, 0) as servers:
-        worker = Worker("run", worker_env(url, servers, concurrency=4, batch_size=32),
+        worker = Worker("run", worker_env(url, servers, concurrency=args.concurrency,
+                                          batch_size=32),
                         args.log_dir)
         sampler = Sampler({"worker": worker.python_process, "postgres": pg.processes},
                           timeline="worker").start()
@@ -757,16 +791,14 @@ async def scenario_paths(pg: Postgres, args: argparse.Namespace) -> dict[str, An
     import paths
 
     out: dict[str, Any] = {"decode": paths.decode_costs()}
-    log(f"paths: decode per item (us): as the daemon does it {out['decode']['daemon_total_us']}"
-        f", with orjson+numpy {out['decode'].get('proposed_total_us') or 'not installed'}")
+    log(f"paths: handling an answer, both models, as the daemon does it: "
+        f"{out['decode']['daemon_total_us']} us/item; {out['decode']['models']}")
     out["database"] = []
-    for mode in ("current", "batched"):
-        for attempt in range(args.repeat):
-            row = await paths.database_drain(pg, args.items, args.concurrency, args.batch_size,
-                                             mode)
-            row["attempt"] = attempt + 1
-            log(f"paths: database side alone, {mode} finish: {row}")
-            out["database"].append(row)
+    for attempt in range(args.repeat):
+        row = await paths.database_drain(pg, args.items, args.concurrency, args.batch_size)
+        row["attempt"] = attempt + 1
+        log(f"paths: database side alone (the daemon's claim and finish): {row}")
+        out["database"].append(row)
     return out
 
 
@@ -826,7 +858,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "at once, sharing the queue (default 2: the second core)")
     parser.add_argument("--latencies", type=ints, default=[0, 50],
                         help="model latencies (ms) of the drain and the grid")
-    parser.add_argument("--concurrency", type=int, default=4, help="of the drain")
+    parser.add_argument("--concurrency", type=int, default=WORKER_CONCURRENCY,
+                        help=f"of the drain, the paths' database side, the start-up and RSS runs "
+                             f"(default {WORKER_CONCURRENCY}, the daemon's default)")
     parser.add_argument("--batch-size", type=int, default=32, help="of the drain")
     parser.add_argument("--repeat", type=int, default=1,
                         help="repetitions of the drain, COPY and model-bound runs")
@@ -844,6 +878,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-caps", type=ints, default=None)
     parser.add_argument("--model-concurrency", type=ints, default=None)
     parser.add_argument("--model-items", type=int, default=None)
+    parser.add_argument("--model-server-seconds", type=float, default=None,
+                        help="how long each server alone is loaded at the model-bound latency "
+                             "(its measured capacity; default 6, quick 3)")
     parser.add_argument("--claim-sizes", type=ints, default=None)
     parser.add_argument("--claim-runs", type=int, default=15)
     parser.add_argument("--rss-seconds", type=float, default=None,
@@ -851,19 +888,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-seconds", type=float, default=None)
     parser.add_argument("--server-batches", type=ints, default=[32, 64])
     parser.add_argument("--whatif", type=lambda t: [x for x in t.split(";") if x], default=[],
-                        help="extra drain and model-bound runs with bench/whatif.py patches, "
-                             "e.g. 'orjson;orjson,numpy;orjson,numpy,batched'")
-    parser.add_argument("--latency-concurrency", type=int, default=4,
-                        help="the latency daemon's concurrency (default 4, the daemon's default)")
+                        help="extra drain and model-bound runs with bench/whatif.py patches: "
+                             "';'-separated sets of ','-separated patch names (there is only "
+                             "'trace' now: orjson, numpy, batched and noreset were adopted)")
+    parser.add_argument("--latency-concurrency", type=int, default=WORKER_CONCURRENCY,
+                        help=f"the latency daemon's concurrency (default {WORKER_CONCURRENCY}, "
+                             "the daemon's default)")
     parser.add_argument("--latency-whatif", default="",
-                        help="bench/whatif.py patches for the latency daemon, e.g. noreset")
+                        help="bench/whatif.py patches for the latency daemon (see --trace)")
     parser.add_argument("--trace", action="store_true",
                         help="trace the latency daemon's claims, model requests and finishes "
                              "(bench/whatif.py trace)")
     parser.add_argument("--profile", action="store_true",
                         help="one more drain (fast, 0 ms) under py-spy; prints the hot spots")
     parser.add_argument("--profile-whatif", default="",
-                        help="bench/whatif.py patches for the profiled drain, e.g. orjson,numpy")
+                        help="bench/whatif.py patches for the profiled drain")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra environment variable for every worker process "
                              "(repeatable), e.g. MALLOC_MMAP_THRESHOLD_=131072")
@@ -876,14 +915,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, name, fast if quick else normal)
 
     default("items", 10000, 2000)
-    default("grid_concurrency", [1, 2, 4, 8], [1, 4])
+    default("grid_concurrency", [1, 2, 4, 8], [1, WORKER_CONCURRENCY])
     default("grid_batches", [16, 32, 64], [32])
     default("grid_items", 2000, 1000)
     default("latency_samples", 200, 40)
     default("trickle_seconds", 20.0, 5.0)
     default("model_caps", [64, 32], [32])
-    default("model_concurrency", [4, 8], [4])
+    default("model_concurrency", [4, WORKER_CONCURRENCY], [WORKER_CONCURRENCY])
     default("model_items", 5000, 1500)
+    default("model_server_seconds", 6.0, 3.0)
     default("claim_sizes", [0, 10000, 100000, 1000000], [0, 10000, 100000])
     default("rss_seconds", 45.0, 5.0)
     default("server_seconds", 3.0, 1.0)
