@@ -903,6 +903,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="one more drain (fast, 0 ms) under py-spy; prints the hot spots")
     parser.add_argument("--profile-whatif", default="",
                         help="bench/whatif.py patches for the profiled drain")
+    parser.add_argument("--profile-protocol", choices=("hfspace", "openai"), default="hfspace",
+                        help="the protocol of the profiled drain (openai: base64 answers)")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra environment variable for every worker process "
                              "(repeatable), e.g. MALLOC_MMAP_THRESHOLD_=131072")
@@ -1008,13 +1010,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     row["attempt"] = attempt + 1
                     rows.append(row)
             for processes in args.drain_processes:
-                for attempt in range(args.repeat):
-                    row = await drain_run(pg, args, kind="fast", latency_ms=0,
-                                          items=args.items, concurrency=args.concurrency,
-                                          batch=args.batch_size, label="drain_processes",
-                                          processes=processes)
-                    row["attempt"] = attempt + 1
-                    rows.append(row)
+                for protocol in ["hfspace", *args.drain_protocols]:
+                    for attempt in range(args.repeat):
+                        row = await drain_run(pg, args, kind="fast", latency_ms=0,
+                                              items=args.items, concurrency=args.concurrency,
+                                              batch=args.batch_size, label="drain_processes",
+                                              processes=processes, protocol=protocol)
+                        row["attempt"] = attempt + 1
+                        rows.append(row)
             for patches in args.whatif:
                 for latency in args.latencies:
                     for attempt in range(args.repeat):
@@ -1034,7 +1037,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             row = await drain_run(pg, args, kind="fast", latency_ms=0, items=args.items,
                                   concurrency=args.concurrency, batch=args.batch_size,
                                   label="profile", profile=profile,
-                                  patches=args.profile_whatif)
+                                  patches=args.profile_whatif,
+                                  protocol=args.profile_protocol)
             if profile.exists():
                 row["profile"] = summarize_profile(profile)
             results["profile"] = row
