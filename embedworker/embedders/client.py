@@ -59,17 +59,13 @@ class HttpEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
         inputs = [self._prefix + text for text in texts]
-        async with self._requests:
-            await self._learn_server_limit()
-            if len(inputs) > self.max_batch:
-                raise ModelError(
-                    ErrorKind.TOO_BIG,
-                    f"{len(inputs)} inputs exceed the server's batch limit of {self.max_batch}",
-                )
-            content = await with_retries(lambda: self._send(inputs))
-        # Decoding happens outside the request slot, after a batch waiting for the slot has
-        # had the chance to send: the model server is not kept waiting on our CPU.
-        await asyncio.sleep(0)
+        await self._learn_server_limit()
+        if len(inputs) > self.max_batch:
+            raise ModelError(
+                ErrorKind.TOO_BIG,
+                f"{len(inputs)} inputs exceed the server's batch limit of {self.max_batch}",
+            )
+        content = await with_retries(lambda: self._send(inputs))
         body = decode_json(content)
         return check_vectors(self._wire.vectors(body, len(inputs)), len(inputs), self.dimension)
 
@@ -80,17 +76,34 @@ class HttpEmbedder:
         await self._replicas.aclose()
 
     async def _send(self, inputs: list[str]) -> bytes:
+        """One request. Its slot of ``max_concurrency`` is given back as soon as the answer's
+        headers arrive, so the next request goes out while this answer is still being read."""
         await self._limiter.acquire(len(inputs))
-        replica = self._replicas.pick()
-        with replica.busy():
-            try:
-                return await post_raw(
-                    replica.client, self._wire.embed_path, self._wire.payload(inputs)
-                )
-            except ModelError as error:
-                if error.unreachable:
-                    self._replicas.mark_down(replica, error.reason)
-                raise
+        await self._requests.acquire()
+        held = True
+
+        def release_slot() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._requests.release()
+
+        try:
+            replica = self._replicas.pick()
+            with replica.busy():
+                try:
+                    return await post_raw(
+                        replica.client,
+                        self._wire.embed_path,
+                        self._wire.payload(inputs),
+                        on_headers=release_slot,
+                    )
+                except ModelError as error:
+                    if error.unreachable:
+                        self._replicas.mark_down(replica, error.reason)
+                    raise
+        finally:
+            release_slot()
 
     async def _replica_healthy(self, replica: Replica) -> bool:
         return await get_ok(replica.client, self._wire.health_path)

@@ -75,10 +75,24 @@ async def post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any
     return decode_json(await post_raw(client, path, payload))
 
 
-async def post_raw(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> bytes:
-    """POST ``payload`` once; the body of a 2xx answer, or a ModelError of the right class."""
+async def post_raw(
+    client: httpx.AsyncClient,
+    path: str,
+    payload: dict[str, Any],
+    on_headers: Callable[[], None] | None = None,
+) -> bytes:
+    """POST ``payload`` once; the body of a 2xx answer, or a ModelError of the right class.
+
+    ``on_headers()`` is called when the answer's headers arrive: the server has done its work
+    by then, and only the body remains to be read.
+    """
     try:
-        response = await client.post(path, content=orjson.dumps(payload), headers=_JSON)
+        async with client.stream(
+            "POST", path, content=orjson.dumps(payload), headers=_JSON
+        ) as response:
+            if on_headers is not None:
+                on_headers()
+            content = await response.aread()
     except httpx.TimeoutException:
         raise ModelError(
             ErrorKind.TRANSIENT, f"timeout calling {path}", unreachable=True
@@ -90,7 +104,7 @@ async def post_raw(client: httpx.AsyncClient, path: str, payload: dict[str, Any]
         ) from None
     if not response.is_success:
         raise error_for_status(response)
-    return response.content
+    return content
 
 
 def decode_json(content: bytes) -> Any:
