@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="the same as JSON")
     maintenance = commands.add_parser("maintenance", help="run one maintenance job now")
     maintenance.add_argument("job", choices=sorted(MANUAL_JOBS), help=(
-        "cleanup: delete old 'completed' and 'failed' rows; retry-failed: 'failed' back to "
-        "'queued'; reset-stuck: 'processing' and 'failed' back to 'queued'"
+        "cleanup: delete old 'completed' and 'failed' rows; retry-failed: 'failed' and "
+        "stranded 'queued' rows back to 'queued'; reset-stuck: 'processing' and 'failed' "
+        "back to 'queued'"
     ))
     demo = commands.add_parser(
         "demo", help="see it work: embedded PostgreSQL, local model servers, a sample, searches"

@@ -70,7 +70,9 @@ async def _cleanup(conn: maintenance.Executor, settings: Settings) -> dict[str, 
 
 
 async def _retry_failed(conn: maintenance.Executor, settings: Settings) -> dict[str, int]:
-    return {"requeued": await maintenance.retry_failed(conn, timeout_s=JOB_TIMEOUT_S)}
+    return {"requeued": await maintenance.retry_failed(
+        conn, settings.max_retries, timeout_s=JOB_TIMEOUT_S
+    )}
 
 
 async def _reset_stuck(conn: maintenance.Executor, settings: Settings) -> dict[str, int]:

@@ -40,6 +40,9 @@ FROM deleted
 """
 
 # Shared by retry_failed and reset_stuck: a fresh start, as if the item had just been queued.
+# With $2 (the default max_retries) it also takes the stranded rows: 'queued' but never
+# claimable, because their retries are spent (the old pipeline left rows so) or their
+# scheduled_at is NULL.
 _REQUEUE_SQL = """
 UPDATE embedding_queue
 SET status = 'queued',
@@ -52,6 +55,8 @@ SET status = 'queued',
     lease_expires_at = NULL,
     updated_at = now()
 WHERE status = ANY($1::text[])
+   OR (status = 'queued' AND $2::int IS NOT NULL
+       AND (coalesce(retry_count, 0) >= coalesce(max_retries, $2) OR scheduled_at IS NULL))
 """
 
 
@@ -75,9 +80,14 @@ async def cleanup(
     return CleanupCounts(completed_deleted=counts[0], failed_deleted=counts[1])
 
 
-async def retry_failed(conn: Executor, *, timeout_s: float | None = None) -> int:
-    """Put every 'failed' row back to 'queued' with its retries reset; returns how many."""
-    return _rowcount(await conn.execute(_REQUEUE_SQL, ["failed"], timeout=timeout_s))
+async def retry_failed(
+    conn: Executor, default_max_retries: int, *, timeout_s: float | None = None
+) -> int:
+    """Put every 'failed' row, and every stranded 'queued' row, back to 'queued' with its
+    retries reset; returns how many."""
+    return _rowcount(
+        await conn.execute(_REQUEUE_SQL, ["failed"], default_max_retries, timeout=timeout_s)
+    )
 
 
 async def reset_stuck(conn: Executor, *, timeout_s: float | None = None) -> int:
@@ -86,7 +96,9 @@ async def reset_stuck(conn: Executor, *, timeout_s: float | None = None) -> int:
     A batch still at work on one of these rows loses it: its lease is cleared, so the lease
     check of its finish writes nothing for that row and the item is embedded again.
     """
-    return _rowcount(await conn.execute(_REQUEUE_SQL, ["processing", "failed"], timeout=timeout_s))
+    return _rowcount(
+        await conn.execute(_REQUEUE_SQL, ["processing", "failed"], None, timeout=timeout_s)
+    )
 
 
 def _rowcount(status: str) -> int:

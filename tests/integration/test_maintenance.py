@@ -180,13 +180,38 @@ async def test_retry_failed_requeues_only_failed_rows(db: asyncpg.Connection) ->
     ids = await prepare_every_status(db)
     before = await rows_by_id(db)
 
-    assert await maintenance.retry_failed(db) == 1
+    assert await maintenance.retry_failed(db, 3) == 1
 
     after = await rows_by_id(db)
     assert_requeued(after[ids["failed"]])
     for name in ("queued", "processing", "completed"):
         unchanged = {k: v for k, v in after[ids[name]].items() if k != "db_now"}
         assert unchanged == {k: v for k, v in before[ids[name]].items() if k != "db_now"}
+
+
+async def test_retry_failed_revives_stranded_queued_rows(db: asyncpg.Connection) -> None:
+    ids = await add_rows(db, {"spent": ("queued", 0), "unscheduled": ("queued", 0),
+                              "own limit": ("queued", 0), "claimable": ("queued", 0)})
+    # Studify's own schema lets scheduled_at and max_retries be NULL; ours does not.
+    await db.execute("ALTER TABLE embedding_queue ALTER COLUMN scheduled_at DROP NOT NULL,"
+                     " ALTER COLUMN max_retries DROP NOT NULL")
+    await db.execute("UPDATE embedding_queue SET retry_count = 3, max_retries = NULL"
+                     " WHERE id = $1", ids["spent"])
+    await db.execute("UPDATE embedding_queue SET scheduled_at = NULL WHERE id = $1",
+                     ids["unscheduled"])
+    await db.execute("UPDATE embedding_queue SET retry_count = 5, max_retries = 5"
+                     " WHERE id = $1", ids["own limit"])
+    await db.execute("UPDATE embedding_queue SET retry_count = 2, max_retries = 5,"
+                     " scheduled_at = now() + interval '1 hour' WHERE id = $1", ids["claimable"])
+    before = await rows_by_id(db)
+
+    assert await maintenance.retry_failed(db, 3) == 3
+
+    after = await rows_by_id(db)
+    for name in ("spent", "unscheduled", "own limit"):
+        assert_requeued(after[ids[name]])
+    claimable = {k: v for k, v in after[ids["claimable"]].items() if k != "db_now"}
+    assert claimable == {k: v for k, v in before[ids["claimable"]].items() if k != "db_now"}
 
 
 async def test_reset_stuck_requeues_processing_and_failed_rows(db: asyncpg.Connection) -> None:
