@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -111,6 +112,12 @@ def decode_json(content: bytes) -> Any:
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
+        pass
+    try:
+        # The standard decoder accepts the NaN and Infinity that Python servers emit, so the
+        # vector check can name the real problem.
+        return json.loads(content)
+    except ValueError:
         raise ModelError(ErrorKind.MALFORMED, "malformed response: not JSON") from None
 
 

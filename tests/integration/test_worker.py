@@ -112,12 +112,21 @@ async def test_failure_is_retried_after_backoff(
     assert "input rejected" in row["error_message"]
 
 
-@pytest.mark.parametrize("defect", ["nan", "wrong_dim", "wrong_count", "not_json"])
+@pytest.mark.parametrize(
+    ("defect", "reason"),
+    [
+        ("nan", "NaN or infinite value"),
+        ("wrong_dim", "dimension"),
+        ("wrong_count", "vectors for"),
+        ("not_json", "not JSON"),
+    ],
+)
 async def test_malformed_response_is_never_written(
     db: asyncpg.Connection,
     make_settings: Callable[..., Settings],
     e5_server: StandinServer,
     defect: str,
+    reason: str,
 ) -> None:
     e5_server.faults.malform = defect
     await insert_items(db, ["one text", "another text"])
@@ -126,7 +135,9 @@ async def test_malformed_response_is_never_written(
 
     assert await statuses(db) == {"failed": 2}
     for content_id in (1, 2):
-        assert "malformed response" in (await queue_row(db, content_id))["error_message"]
+        error = (await queue_row(db, content_id))["error_message"]
+        assert "malformed response" in error
+        assert reason in error
     assert await db.fetchval(
         "SELECT count(*) FROM embeddings WHERE has_e5_embedding OR embedding_e5_small IS NOT NULL"
     ) == 0
