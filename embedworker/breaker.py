@@ -53,7 +53,8 @@ class CircuitBreaker:
         self.open(reason)
         return True
 
-    def open(self, reason: str) -> None:
+    def open(self, reason: str, probe: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Stop calls to the model until ``probe`` (by default its health check) succeeds."""
         if self.is_open:
             return
         self.reason = reason
@@ -61,13 +62,15 @@ class CircuitBreaker:
         log.warning("model.unavailable", model=self.name, reason=reason)
         if self._on_open is not None:
             self._on_open()
-        self._probe = asyncio.create_task(self._probe_until_healthy(), name=f"probe-{self.name}")
+        self._probe = asyncio.create_task(
+            self._probe_until(probe or self._health), name=f"probe-{self.name}"
+        )
 
-    async def _probe_until_healthy(self) -> None:
+    async def _probe_until(self, probe: Callable[[], Awaitable[bool]]) -> None:
         delay = PROBE_INTERVAL_MIN_S
         while True:
             await asyncio.sleep(delay)
-            if await self._health():
+            if await probe():
                 break
             delay = min(delay * 2, PROBE_INTERVAL_MAX_S)
         log.info("model.available", model=self.name, after=self.reason)

@@ -15,8 +15,9 @@ from prometheus_client import (
 )
 
 from embedworker.db.stats import STATUSES, QueueStatus
+from embedworker.embedders.errors import ErrorKind
 
-ERROR_KINDS: tuple[str, ...] = ("transient", "too_big", "per_item", "malformed")
+ERROR_KINDS: tuple[str, ...] = tuple(kind.value for kind in ErrorKind)
 WAKEUP_REASONS: tuple[str, ...] = ("notify", "poll", "timer")
 LEASE_OUTCOMES: tuple[str, ...] = ("requeued", "failed")
 QUEUED_STATES: tuple[str, ...] = ("due", "scheduled_later", "stranded")

@@ -33,6 +33,8 @@ EMPTY_TEXT_REASON = "empty text after cleaning: nothing to embed"
 UNAVAILABLE_RETRY_S = 1.0
 # A busy coroutine that shows no progress (no lease renewal, no new batch) for this long is wedged.
 WEDGED_AFTER_S = 120.0
+# Errors that say nothing about the item when the model is known to be unavailable.
+_OUTAGE_KINDS = (ErrorKind.TRANSIENT, ErrorKind.REFUSED)
 # How long shutdown waits for a claim already sent to the database.
 CLAIM_SETTLE_S = 10.0
 
@@ -254,6 +256,10 @@ class Worker:
             )
             delays = [self._delay_for(outcome, runtime.options) for outcome in outcomes]
             counts = await self._finish(runtime, batch.token, outcomes, delays)
+            # Timers start now: the rows' scheduled_at was stamped inside the finish.
+            finished = time.monotonic()
+            for delay in {delay for delay in delays if delay > 0}:
+                self._waker.wake_at(finished + delay)
         finally:
             renewal.cancel()
         seconds = time.monotonic() - started
@@ -297,13 +303,20 @@ class Worker:
             [o.text for o in todo],
             on_request=lambda seconds, kind: self._metrics.model_request(name, seconds, kind),
         )
-        transient = [r for r in results if isinstance(r, ModelError)
-                     and r.kind is ErrorKind.TRANSIENT]
-        outage = bool(transient) and await breaker.confirm_outage(transient[0].reason)
+        errors = [r for r in results if isinstance(r, ModelError)]
+        transient = [r for r in errors if r.kind is ErrorKind.TRANSIENT]
+        refused = [r for r in errors if r.kind is ErrorKind.REFUSED]
+        if refused:
+            # Credentials are wrong for every item alike: hold the model until a real request
+            # succeeds again (its health endpoint may well answer without them).
+            breaker.open(refused[0].reason, probe=model.embedder.answers)
+        outage = bool(refused) or (
+            bool(transient) and await breaker.confirm_outage(transient[0].reason)
+        )
         for outcome, result in zip(todo, results, strict=True):
             if not isinstance(result, ModelError):
                 outcome.vectors[name] = result
-            elif result.kind is ErrorKind.TRANSIENT and outage:
+            elif result.kind in _OUTAGE_KINDS and outage:
                 outcome.fail(f"{name}: unavailable: {result.reason}", charge=False)
             else:
                 outcome.fail(f"{name}: {result.reason}")
@@ -320,7 +333,6 @@ class Worker:
             )
         else:
             delay = UNAVAILABLE_RETRY_S
-        self._waker.wake_at(time.monotonic() + delay)
         return delay
 
     async def _renew_lease(self, token: UUID, runtime: Runtime, number: int | None) -> None:

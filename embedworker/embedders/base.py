@@ -30,6 +30,10 @@ class Embedder(Protocol):
 
     async def healthy(self) -> bool: ...
 
+    async def answers(self) -> bool:
+        """Whether an embedding request succeeds now (a stricter probe than ``healthy``)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -37,6 +37,9 @@ class Wire(Protocol):
         ...
 
 
+PROBE_TEXT = "embedworker probe"
+
+
 class HttpEmbedder:
     """An Embedder for any ``Wire``: the worker sees no difference between protocols."""
 
@@ -71,6 +74,13 @@ class HttpEmbedder:
 
     async def healthy(self) -> bool:
         return await self._replicas.any_healthy()
+
+    async def answers(self) -> bool:
+        try:
+            await self.embed([PROBE_TEXT])
+        except ModelError:
+            return False
+        return True
 
     async def aclose(self) -> None:
         await self._replicas.aclose()

@@ -5,6 +5,8 @@
       kind=TOO_BIG     413, or a 422 about batch size: split the batch
       kind=PER_ITEM    400/422 because of an input: bisect to find it, charge only it
       kind=MALFORMED   wrong count or dimension, NaN or infinity, not JSON: never written
+      kind=REFUSED     401/403: the server refuses our credentials; a configuration problem,
+                       so the model counts as unavailable and no item is charged
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ class ErrorKind(StrEnum):
     TOO_BIG = "too_big"
     PER_ITEM = "per_item"
     MALFORMED = "malformed"
+    REFUSED = "refused"
 
 
 class ModelError(Exception):

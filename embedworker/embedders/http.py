@@ -133,6 +133,8 @@ def error_for_status(response: httpx.Response) -> ModelError:
         return ModelError(ErrorKind.TOO_BIG, reason)
     if status in (400, 422):
         return ModelError(ErrorKind.PER_ITEM, reason)
+    if status in (401, 403):
+        return ModelError(ErrorKind.REFUSED, f"{reason} (check the model's api_key)")
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     return ModelError(ErrorKind.TRANSIENT, reason, retry_after_s=retry_after)
 

@@ -194,3 +194,35 @@ class RunningDaemon:
 
 async def _completed(db: asyncpg.Connection, count: int) -> bool:
     return await statuses(db) == {"completed": count}
+
+
+async def test_refused_credentials_hold_the_model_without_spending_retries(
+    db: asyncpg.Connection, make_settings: Callable[..., Settings],
+    server_for: Callable[..., StandinServer],
+) -> None:
+    server = server_for("hfspace", api_key="the right key")
+    await insert_items(db, TEXTS[:3])
+    settings = make_settings(models={"e5_small": e5_settings(
+        "hfspace", server.url, api_key="a wrong key")})
+
+    async def all_refused() -> bool:
+        rows = await db.fetch("SELECT error_message FROM embedding_queue")
+        return all("e5_small: unavailable: HTTP 401" in (r["error_message"] or "") for r in rows)
+
+    async with RunningDaemon(settings):
+        await wait_until(all_refused, timeout=20)
+        rows = await db.fetch("SELECT status, retry_count FROM embedding_queue")
+        assert {(r["status"], r["retry_count"]) for r in rows} == {("queued", 0)}
+        assert "check the model's api_key" in await db.fetchval(
+            "SELECT error_message FROM embedding_queue LIMIT 1")
+        # The other model is not held up: its vectors are stored already.
+        assert await db.fetchval(
+            "SELECT count(*) FROM embeddings WHERE has_bge_embedding") == 3
+
+        server.api_key = "a wrong key"  # the server now takes the daemon's key
+        await wait_until(lambda: _completed(db, 3), timeout=30)
+
+    rows = await db.fetch("SELECT content_text, embedding_e5_small FROM embeddings")
+    for row in rows:
+        assert close_to(row["embedding_e5_small"],
+                        deterministic_vector("e5_small", row["content_text"], 384))

@@ -56,6 +56,9 @@ class FakeEmbedder:
         self.completed.append(batch)
         return [vector_for(text) for text in batch]
 
+    async def answers(self) -> bool:
+        return True
+
     async def healthy(self) -> bool:
         return True
 
