@@ -50,9 +50,16 @@ StatusSource = Callable[[], Awaitable[QueueStatus]]
 
 
 def readiness(
-    *, database: bool, listener: bool | None, models: Mapping[str, bool]
+    *,
+    database: bool,
+    listener: bool | None,
+    models: Mapping[str, bool],
+    model_problems: Mapping[str, str] | None = None,
 ) -> HealthReport:
-    """Ready when the database answers, LISTEN works (None: not used) and a model is up."""
+    """Ready when the database answers, LISTEN works (None: not used) and a model is up.
+
+    ``model_problems`` says why a model is down; it goes into the details.
+    """
     reasons: list[str] = []
     if not database:
         reasons.append("database: unreachable")
@@ -62,6 +69,8 @@ def readiness(
         down = ", ".join(sorted(models)) or "none configured"
         reasons.append(f"models: none reachable ({down})")
     details: dict[str, Any] = {"database": database, "models": dict(models)}
+    if model_problems:
+        details["model_problems"] = dict(model_problems)
     if listener is not None:
         details["listener"] = listener
     return HealthReport(ok=not reasons, reasons=tuple(reasons), details=details)

@@ -318,10 +318,14 @@ class Service:
             database = True
         except DATABASE_ERRORS:
             database = False
-        models = {name: not model.breaker.is_open
-                  for name, model in self._worker.runtime.models.items()}
+        runtime_models = self._worker.runtime.models
+        models = {name: not model.breaker.is_open for name, model in runtime_models.items()}
+        problems = {name: model.breaker.reason or "unavailable"
+                    for name, model in runtime_models.items() if model.breaker.is_open}
         listening = self._listener.healthy if self._listener is not None else None
-        return readiness(database=database, listener=listening, models=models)
+        return readiness(
+            database=database, listener=listening, models=models, model_problems=problems
+        )
 
     async def queue_status(self) -> QueueStatus:
         assert self._pool is not None

@@ -209,8 +209,11 @@ async def test_refused_credentials_hold_the_model_without_spending_retries(
         rows = await db.fetch("SELECT error_message FROM embedding_queue")
         return all("e5_small: unavailable: HTTP 401" in (r["error_message"] or "") for r in rows)
 
-    async with RunningDaemon(settings):
+    async with RunningDaemon(settings) as daemon:
         await wait_until(all_refused, timeout=20)
+        report = await daemon.service.readiness()
+        assert report.details["models"] == {"e5_small": False, "bge_m3": True}
+        assert "HTTP 401" in report.details["model_problems"]["e5_small"]
         rows = await db.fetch("SELECT status, retry_count FROM embedding_queue")
         assert {(r["status"], r["retry_count"]) for r in rows} == {("queued", 0)}
         assert "check the model's api_key" in await db.fetchval(

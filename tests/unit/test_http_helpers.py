@@ -47,3 +47,10 @@ def test_readiness() -> None:
     assert report.details == {
         "database": False, "listener": False, "models": {"e5": False, "bge": False},
     }
+
+
+def test_readiness_says_why_a_model_is_down() -> None:
+    report = readiness(database=True, listener=True, models={"e5": False, "bge": True},
+                       model_problems={"e5": "HTTP 401: invalid token"})
+    assert report.ok
+    assert report.details["model_problems"] == {"e5": "HTTP 401: invalid token"}
