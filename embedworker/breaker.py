@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
@@ -32,11 +33,19 @@ class CircuitBreaker:
         self._closed = asyncio.Event()
         self._closed.set()
         self._probe: asyncio.Task[None] | None = None
+        self._opened_at: float | None = None
         self.reason: str | None = None
 
     @property
     def is_open(self) -> bool:
         return not self._closed.is_set()
+
+    @property
+    def open_for_s(self) -> float:
+        """Seconds since the breaker opened; 0 while it is closed."""
+        if self._opened_at is None or not self.is_open:
+            return 0.0
+        return time.monotonic() - self._opened_at
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -58,6 +67,7 @@ class CircuitBreaker:
         if self.is_open:
             return
         self.reason = reason
+        self._opened_at = time.monotonic()
         self._closed.clear()
         log.warning("model.unavailable", model=self.name, reason=reason)
         if self._on_open is not None:

@@ -22,10 +22,9 @@ from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
 from embedworker.db.stats import queue_status, to_json_dict
 from embedworker.logs import configure_logging
 from embedworker.schedules import MANUAL_JOBS
-from embedworker.service import EXIT_FAILURE, EXIT_OK, SchemaError, Service
+from embedworker.service import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, SchemaError, Service
 from embedworker.status_text import render_status
 
-EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the database cannot be reached
 EXIT_CONFIG = 78  # sysexits EX_CONFIG: the configuration is invalid
 
 log = structlog.get_logger(__name__)

@@ -146,6 +146,7 @@ class Settings(BaseSettings):
     max_reclaims: Annotated[int, Field(ge=1, le=1000)] = 5
     max_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 8000
     shutdown_grace_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    drain_outage_wait_s: Annotated[float, Field(ge=0, le=86400)] = 120.0
     log_level: LogLevel = "info"
     completed_retention_days: Annotated[float, Field(ge=0, le=36500)] = 7
     failed_retention_days: Annotated[float, Field(ge=0, le=36500)] = 30

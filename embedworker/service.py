@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE
 RELEASE_TIMEOUT_S = 5.0
 # Settings a reload cannot change in a running process.
 RESTART_ONLY = ("database_url", "channel", "http_listen")
@@ -55,6 +56,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         retry_delay_s=settings.retry_delay_s,
         retry_delay_max_s=settings.retry_delay_max_s,
         poll_interval_s=settings.poll_interval_s,
+        drain_outage_wait_s=settings.drain_outage_wait_s,
     )
 
 
@@ -231,6 +233,13 @@ class Service:
                     await task
         if exit_code == EXIT_OK and _crashed(work):
             exit_code = EXIT_FAILURE
+        if exit_code == EXIT_OK and self.drain:
+            down = {name: model.breaker.reason for name, model in runtime.models.items()
+                    if model.breaker.is_open}
+            if down:
+                log.error("drain.incomplete", unavailable=down,
+                          waited_s=self.settings.drain_outage_wait_s)
+                exit_code = EXIT_UNAVAILABLE
         released = await self._release(worker)
         if released:
             log.info("shutdown.released", items=released)

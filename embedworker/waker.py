@@ -39,6 +39,12 @@ class Waker:
         """Wake at ``when`` (time.monotonic()); used for retries scheduled in the future."""
         heapq.heappush(self._timers, when)
 
+    def next_timer_in(self) -> float | None:
+        """Seconds until the earliest timer (0 if one is due), or None without timers."""
+        if not self._timers:
+            return None
+        return max(self._timers[0] - time.monotonic(), 0.0)
+
     def clear(self) -> None:
         self._pending = False
 

@@ -33,6 +33,8 @@ EMPTY_TEXT_REASON = "empty text after cleaning: nothing to embed"
 UNAVAILABLE_RETRY_S = 1.0
 # A busy coroutine that shows no progress (no lease renewal, no new batch) for this long is wedged.
 WEDGED_AFTER_S = 120.0
+# `drain` waits for retries falling due within this long, and leaves later ones queued.
+DRAIN_RETRY_HORIZON_S = 2 * UNAVAILABLE_RETRY_S
 # Errors that say nothing about the item when the model is known to be unavailable.
 _OUTAGE_KINDS = (ErrorKind.TRANSIENT, ErrorKind.REFUSED)
 # How long shutdown waits for a claim already sent to the database.
@@ -92,6 +94,8 @@ class WorkerOptions:
     retry_delay_s: float
     retry_delay_max_s: float
     poll_interval_s: float
+    # How long `drain` waits for a model that is unavailable before it gives up.
+    drain_outage_wait_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,11 @@ class Worker:
             self._waker.clear()
             if any(model.breaker.is_open for model in runtime.models.values()):
                 # Items stay queued, spending nothing, until every model answers again.
+                if self._drain:
+                    if self._outage_outlasted_drain(runtime):
+                        return
+                    await self._idle(number, min(DEGRADED_POLL_S, runtime.options.poll_interval_s))
+                    continue
                 await self._idle(number, runtime.options.poll_interval_s)
                 continue
             self._busy_since[number] = time.monotonic()
@@ -200,12 +209,22 @@ class Worker:
             if found:
                 continue
             if self._drain:
+                # Items this drain gave back for a moment (a model outage just ended) are due
+                # again within seconds: wait for them rather than leave them behind.
+                soon = self._waker.next_timer_in()
+                if soon is not None and soon <= DRAIN_RETRY_HORIZON_S:
+                    await self._idle(number, soon)
+                    continue
                 return
             await self._idle(number, self._idle_wait_s(runtime))
 
     async def _idle(self, number: int, max_wait_s: float) -> None:
         self._busy_since[number] = None
         self._metrics.wakeup(await self._waker.wait(max_wait_s))
+
+    def _outage_outlasted_drain(self, runtime: Runtime) -> bool:
+        limit = runtime.options.drain_outage_wait_s
+        return any(model.breaker.open_for_s > limit for model in runtime.models.values())
 
     def _idle_wait_s(self, runtime: Runtime) -> float:
         if self._listening is not None and not self._listening():

@@ -239,6 +239,40 @@ async def test_model_outage_spends_no_retries(
     assert await db.fetchval("SELECT max(retry_count) FROM embedding_queue") == 0
 
 
+async def test_drain_gives_up_on_a_lasting_outage_with_exit_69(
+    db: asyncpg.Connection, make_settings: Callable[..., Settings], e5_server: StandinServer
+) -> None:
+    e5_server.down()
+    await insert_items(db, [f"queued during an outage {n}" for n in range(5)])
+
+    exit_code = await asyncio.wait_for(
+        Service(make_settings(drain_outage_wait_s=1), drain=True).run(), timeout=60
+    )
+
+    assert exit_code == 69
+    rows = await db.fetch("SELECT status, retry_count, error_message FROM embedding_queue")
+    assert {(row["status"], row["retry_count"]) for row in rows} == {("queued", 0)}
+    assert all("e5_small: unavailable" in row["error_message"] for row in rows)
+
+
+async def test_drain_rides_out_a_short_outage(
+    db: asyncpg.Connection, make_settings: Callable[..., Settings], e5_server: StandinServer
+) -> None:
+    e5_server.down()
+    await insert_items(db, [f"queued during an outage {n}" for n in range(5)])
+    drain = asyncio.create_task(Service(make_settings(), drain=True).run())
+
+    async def outage_seen() -> bool:
+        return bool(await db.fetchval(
+            "SELECT count(*) FROM embedding_queue WHERE error_message LIKE '%unavailable%'"))
+
+    await wait_until(outage_seen, timeout=15)
+    e5_server.up()
+
+    assert await asyncio.wait_for(drain, timeout=60) == 0
+    assert await statuses(db) == {"completed": 5}
+
+
 async def test_text_changed_in_flight_ends_with_the_new_text(
     db: asyncpg.Connection, make_settings: Callable[..., Settings], e5_server: StandinServer
 ) -> None:
