@@ -12,9 +12,9 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from embedworker.embedders import Embedder, ErrorKind, ModelError, Vector
+from embedworker.embedders import Embedder, Embedding, ErrorKind, ModelError
 
-Result = Vector | ModelError
+Result = Embedding | ModelError
 
 _SPLITTABLE = (ErrorKind.TOO_BIG, ErrorKind.PER_ITEM, ErrorKind.MALFORMED)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from embedworker.embedders.base import Vector
+from embedworker.embedders.base import Embedding
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class Outcome:
 
     item: QueueItem
     text: str
-    vectors: dict[str, Vector] = field(default_factory=dict)
+    vectors: dict[str, Embedding] = field(default_factory=dict)
     error: str | None = None
     charge: bool = False
     final: bool = False

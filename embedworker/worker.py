@@ -95,7 +95,7 @@ class WorkerOptions:
     retry_delay_max_s: float
     poll_interval_s: float
     # How long `drain` waits for a model that is unavailable before it gives up.
-    drain_outage_wait_s: float = 120.0
+    drain_outage_wait_s: float
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import asyncpg
 
 from embedworker.db.connect import encode_vector
 from embedworker.domain import Batch, Outcome, QueueItem
-from embedworker.embedders.base import Vector
+from embedworker.embedders.base import Embedding
 
 _DEADLOCK_ATTEMPTS = 3
 
@@ -189,7 +189,7 @@ async def check_model_columns(
     return problems
 
 
-def _encoded(vector: Vector | None) -> bytes | None:
+def _encoded(vector: Embedding | None) -> bytes | None:
     return None if vector is None else encode_vector(vector)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from embedworker.config import ModelSettings
-from embedworker.embedders.base import Embedder, Vector, Vectors
+from embedworker.embedders.base import Embedder, Embedding, Embeddings
 from embedworker.embedders.client import HttpEmbedder, Wire
 from embedworker.embedders.errors import ErrorKind, ModelError
 from embedworker.embedders.hfspace import HfSpaceWire
@@ -11,7 +11,7 @@ from embedworker.embedders.ollama import OllamaWire
 from embedworker.embedders.openai import OpenAiWire
 from embedworker.embedders.tei import TeiWire
 
-__all__ = ["Embedder", "ErrorKind", "ModelError", "Vector", "Vectors", "build_embedder"]
+__all__ = ["Embedder", "Embedding", "Embeddings", "ErrorKind", "ModelError", "build_embedder"]
 
 WIRES: dict[str, type[HfSpaceWire | TeiWire | OpenAiWire | OllamaWire]] = {
     "hfspace": HfSpaceWire,

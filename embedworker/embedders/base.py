@@ -11,9 +11,9 @@ import numpy.typing as npt
 from embedworker.embedders.errors import ErrorKind, ModelError
 
 # One vector as the worker carries it to pgvector: float32, pgvector's own storage type.
-Vector = npt.NDArray[np.float32]
+Embedding = npt.NDArray[np.float32]
 # The vectors of one request, one row per input.
-Vectors = npt.NDArray[np.float32]
+Embeddings = npt.NDArray[np.float32]
 
 # pgvector stores float32; a larger finite double would become infinity there.
 FLOAT32_MAX = 3.4028234663852886e38
@@ -26,7 +26,7 @@ class Embedder(Protocol):
     dimension: int
     max_batch: int
 
-    async def embed(self, texts: Sequence[str]) -> Vectors: ...
+    async def embed(self, texts: Sequence[str]) -> Embeddings: ...
 
     async def healthy(self) -> bool: ...
 
@@ -37,7 +37,7 @@ class Embedder(Protocol):
     async def aclose(self) -> None: ...
 
 
-def check_vectors(vectors: Any, count: int, dimension: int) -> Vectors:
+def check_vectors(vectors: Any, count: int, dimension: int) -> Embeddings:
     """``vectors`` as a (count, dimension) float32 array if it is ``count`` finite vectors of
     ``dimension`` numbers (JSON lists, or float32 arrays from a binary answer), else raise."""
     if not isinstance(vectors, list):

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from embedworker.config import ModelSettings
-from embedworker.embedders.base import Vectors, check_vectors
+from embedworker.embedders.base import Embeddings, check_vectors
 from embedworker.embedders.errors import ErrorKind, ModelError
 from embedworker.embedders.http import decode_json, get_ok, make_client, post_raw, with_retries
 from embedworker.embedders.limits import RateLimiter
@@ -60,7 +60,7 @@ class HttpEmbedder:
         self._limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_inputs_per_min)
         self._limit_known = False
 
-    async def embed(self, texts: Sequence[str]) -> Vectors:
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
         inputs = [self._prefix + text for text in texts]
         await self._learn_server_limit()
         if len(inputs) > self.max_batch:
