@@ -10,6 +10,7 @@ import asyncpg
 from embedworker.config import Settings
 from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
+from embedworker.db.coverage import model_coverage, reembed_advice
 from embedworker.db.queue import check_model_columns
 from embedworker.embedders import ModelError, build_embedder
 from embedworker.service import model_columns
@@ -19,12 +20,16 @@ CHECK_TEXT = "embedworker check: is this model answering?"
 
 @dataclass(frozen=True)
 class Check:
+    """One line of `check`. A warning passes (exit 0) but says what needs doing."""
+
     name: str
     ok: bool
     detail: str
+    warning: bool = False
 
     def line(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+        mark = "FAIL" if not self.ok else "warn" if self.warning else "ok  "
+        return f"{mark}  {self.name}: {self.detail}"
 
 
 async def run_checks(settings: Settings) -> list[Check]:
@@ -71,9 +76,26 @@ async def _database_checks(settings: Settings) -> list[Check]:
         results.append(Check(
             "columns", not problems, "; ".join(problems) or "every model's columns exist"
         ))
+        if not missing and not problems:
+            results.extend(await _coverage_checks(conn, settings))
         return results
     finally:
         await conn.close()
+
+
+async def _coverage_checks(conn: asyncpg.Connection, settings: Settings) -> list[Check]:
+    """A model whose current vectors do not cover every row (a new model, a changed version)
+    is a warning that names the command that fixes it."""
+    coverage = await model_coverage(conn, model_columns(settings))
+    checks = []
+    for name, counts in coverage.items():
+        advice = reembed_advice(name, counts)
+        checks.append(Check(
+            f"coverage {name}", True,
+            advice or f"every row has a vector of version {counts.version} ({counts.current})",
+            warning=advice is not None,
+        ))
+    return checks
 
 
 async def _model_checks(name: str, settings: Settings) -> list[Check]:

@@ -19,12 +19,22 @@ from embedworker.checks import run_checks
 from embedworker.config import ConfigError, Settings, load_settings
 from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
+from embedworker.db.queue import check_model_columns
+from embedworker.db.reembed import DEFAULT_CHUNK_SIZE, REEMBED_PRIORITY, ReembedProgress, reembed
 from embedworker.db.stats import queue_status, to_json_dict
 from embedworker.logs import configure_logging
 from embedworker.schedules import MANUAL_JOBS
-from embedworker.service import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, SchemaError, Service
+from embedworker.service import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    SchemaError,
+    Service,
+    model_columns,
+)
 from embedworker.status_text import render_status
 
+EXIT_USAGE = 2
 EXIT_CONFIG = 78  # sysexits EX_CONFIG: the configuration is invalid
 
 log = structlog.get_logger(__name__)
@@ -84,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = commands.add_parser("backfill", help="queue the existing rows of a tracked table")
     backfill.add_argument("content_type")
     backfill.add_argument("--chunk-size", type=int, default=1000, help="rows per chunk")
+    reembed_parser = commands.add_parser(
+        "reembed", help="queue every row whose vector of MODEL is missing or of another version"
+    )
+    reembed_parser.add_argument("model", help="the name of an enabled model ([models.<name>])")
+    reembed_parser.add_argument("--content-type", metavar="T", help="only rows of this type")
+    reembed_parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                                help=f"rows per transaction (default {DEFAULT_CHUNK_SIZE})")
+    reembed_parser.add_argument(
+        "--priority", type=int, default=REEMBED_PRIORITY, choices=range(1, 11), metavar="1..10",
+        help=f"queue priority (default {REEMBED_PRIORITY}: behind fresh content)",
+    )
     enqueue = commands.add_parser("enqueue", help="queue one item by hand")
     enqueue.add_argument("content_type")
     enqueue.add_argument("content_id", type=int)
@@ -160,7 +181,8 @@ async def _check(settings: Settings, _args: argparse.Namespace) -> int:
 
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
     async with _connection(settings) as conn:
-        status = await queue_status(conn, default_max_retries=settings.max_retries)
+        status = await queue_status(conn, default_max_retries=settings.max_retries,
+                                    models=model_columns(settings))
     if args.json:
         print(json.dumps(to_json_dict(status), indent=2))
     else:
@@ -222,6 +244,34 @@ async def _backfill_with_progress(
     print(f"\n{content_type}: queued {queued}")
 
 
+async def _reembed(settings: Settings, args: argparse.Namespace) -> int:
+    models = {model.name: model for model in model_columns(settings)}
+    model = models.get(args.model)
+    if model is None:
+        print(f"embedworker reembed: no enabled model named {args.model!r}"
+              f" (enabled: {', '.join(models)})", file=sys.stderr)
+        return EXIT_USAGE
+    if args.chunk_size < 1:
+        print("embedworker reembed: --chunk-size must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    async with _connection(settings) as conn:
+        problems = await check_model_columns(conn, [model])
+        if problems:
+            print(f"embedworker reembed: {'; '.join(problems)}", file=sys.stderr)
+            return EXIT_FAILURE
+
+        def progress(done: ReembedProgress) -> None:
+            print(f"\r{model.name}: scanned {done.scanned}, queued {done.queued}", end="",
+                  flush=True)
+
+        done = await reembed(conn, model, content_type=args.content_type,
+                             chunk_size=args.chunk_size, priority=args.priority,
+                             on_progress=progress)
+    print(f"\n{model.name}: queued {done.queued} for version {model.version}"
+          f" ({done.already_queued} already in the queue, {done.scanned} rows scanned)")
+    return EXIT_OK
+
+
 async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
     async with _connection(settings) as conn:
         queued = await conn.fetchval(
@@ -250,5 +300,6 @@ _COMMANDS: dict[str, Command] = {
     "untrack": _untrack,
     "tracked": _tracked,
     "backfill": _backfill,
+    "reembed": _reembed,
     "enqueue": _enqueue,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 CONFIG_ENV = "EMBEDWORKER_CONFIG"
 
 SqlIdentifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+# A model's name is a key of [models] and appears in SQL literals, metrics labels and JSON keys.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+# What a model's vectors are recorded as when the configuration names no version; vectors stored
+# before versions were recorded count as this version too (see db/vectors.py).
+DEFAULT_VERSION = "1"
+ModelVersion = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 LogLevel = Literal["debug", "info", "warning", "error"]
 ListenAddress = Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}$")]
 
@@ -82,6 +89,7 @@ class ModelSettings(BaseModel):
     encoding_format: Literal["float", "base64"] = "base64"
     truncate: bool = True
     enabled: bool = True
+    version: ModelVersion = DEFAULT_VERSION
 
     @model_validator(mode="before")
     @classmethod
@@ -176,6 +184,11 @@ class Settings(BaseSettings):
     def _check_models(self) -> Settings:
         if not self.enabled_models:
             raise ValueError("models: at least one model must be enabled")
+        for name in self.models:
+            if not MODEL_NAME.match(name):
+                raise ValueError(
+                    f"models.{name}: a model's name is 1 to 63 letters, digits, '_', '-' or '.'"
+                )
         columns: dict[str, str] = {}
         for name, model in self.enabled_models.items():
             for column in (model.column, model.flag_column):

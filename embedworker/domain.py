@@ -38,6 +38,8 @@ class Outcome:
     ``vectors`` holds the vectors made in this batch (stored even when another model failed).
     With no ``error`` the item is complete. ``charge`` spends one of the item's retries (an
     error that is the item's fault, not an outage's); ``final`` ends it 'failed' at once.
+    ``waiting_for`` names the models that were unavailable: an item that failed for no other
+    reason is parked until one of them answers again.
     """
 
     item: QueueItem
@@ -46,10 +48,21 @@ class Outcome:
     error: str | None = None
     charge: bool = False
     final: bool = False
+    waiting_for: set[str] = field(default_factory=set)
 
     @property
     def succeeded(self) -> bool:
         return self.error is None
+
+    @property
+    def parked(self) -> bool:
+        """It failed only because models were unavailable: it waits for them, spending nothing."""
+        return bool(self.waiting_for) and not (self.succeeded or self.charge or self.final)
+
+    def wait_for(self, model: str, reason: str) -> None:
+        """``model`` is unavailable: the item waits for it without spending a retry."""
+        self.fail(f"{model}: unavailable: {reason}", charge=False)
+        self.waiting_for.add(model)
 
     def fail(self, reason: str, *, charge: bool = True, final: bool = False) -> None:
         self.error = reason if self.error is None else f"{self.error}; {reason}"

@@ -20,7 +20,8 @@ from embedworker.embedders.errors import ErrorKind
 ERROR_KINDS: tuple[str, ...] = tuple(kind.value for kind in ErrorKind)
 WAKEUP_REASONS: tuple[str, ...] = ("notify", "poll", "timer")
 LEASE_OUTCOMES: tuple[str, ...] = ("requeued", "failed")
-QUEUED_STATES: tuple[str, ...] = ("due", "scheduled_later", "stranded")
+QUEUED_STATES: tuple[str, ...] = ("due", "scheduled_later", "stranded", "waiting_for_model")
+VECTOR_STATES: tuple[str, ...] = ("current", "outdated", "missing")
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -36,6 +37,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._clock = clock
         self._statuses_seen: set[str] = set(STATUSES)
+        models = list(models)
+        self._models_seen: set[str] = set(models)
         r = self.registry
         self.items_completed = Counter(
             "embedworker_items_completed", "Items that ended 'completed'.", registry=r
@@ -90,6 +93,22 @@ class Metrics:
         self.queue_oldest_due_age = Gauge(
             "embedworker_queue_oldest_due_age_seconds",
             "How long the longest-waiting due item has been due (0 when none is).", registry=r,
+        )
+        self.model_vectors = Gauge(
+            "embedworker_model_vectors",
+            "Live embeddings rows with the model's vector of its current version, of another"
+            " version, or none.",
+            ["model", "state"], registry=r,
+        )
+        self.model_version = Gauge(
+            "embedworker_model_version_info",
+            "The version each model's new vectors are recorded as (always 1).",
+            ["model", "version"], registry=r,
+        )
+        self.queue_waiting = Gauge(
+            "embedworker_queue_waiting_items",
+            "Queued rows parked until the model they wait for answers again.", ["model"],
+            registry=r,
         )
         self.queue_stats_up = Gauge(
             "embedworker_queue_stats_up",
@@ -149,6 +168,16 @@ class Metrics:
         self.queue_queued_items.labels(state="due").set(status.due)
         self.queue_queued_items.labels(state="scheduled_later").set(status.scheduled_later)
         self.queue_queued_items.labels(state="stranded").set(status.stranded)
+        self.queue_queued_items.labels(state="waiting_for_model").set(status.waiting_for_model)
+        for model in set(status.waiting_by_model) | self._models_seen:
+            self.queue_waiting.labels(model=model).set(status.waiting_by_model.get(model, 0))
+        self._models_seen.update(status.waiting_by_model)
+        self.model_version.clear()
+        for model, coverage in status.models.items():
+            self.model_version.labels(model=model, version=coverage.version).set(1)
+            self.model_vectors.labels(model=model, state="current").set(coverage.current)
+            self.model_vectors.labels(model=model, state="outdated").set(coverage.outdated)
+            self.model_vectors.labels(model=model, state="missing").set(coverage.missing)
         self.queue_oldest_due_age.set(status.oldest_due_age_s or 0.0)
         self.queue_stats_up.set(1)
 

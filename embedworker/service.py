@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from embedworker.db.connect import (
     describe,
     wait_for_database,
 )
-from embedworker.db.queue import ModelColumns, QueueStore
+from embedworker.db.coverage import ModelCoverage, model_coverage, reembed_advice
+from embedworker.db.queue import QueueStore
 from embedworker.db.stats import QueueStatus, queue_status
+from embedworker.db.vectors import ModelColumns
 from embedworker.embedders import Embedder, build_embedder
 from embedworker.http import HealthReport, ObservabilityServer, parse_listen, readiness
 from embedworker.listener import Listener
@@ -39,6 +42,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE
 RELEASE_TIMEOUT_S = 5.0
+# /metrics and /status recount each model's coverage at most this often.
+COVERAGE_MAX_AGE_S = 60.0
 # Settings a reload cannot change in a running process.
 RESTART_ONLY = ("database_url", "channel", "http_listen")
 
@@ -64,7 +69,7 @@ def model_columns(settings: Settings) -> list[ModelColumns]:
     return [
         ModelColumns(
             name=name, column=model.column, flag_column=model.flag_column,
-            dimension=model.dimension,
+            dimension=model.dimension, version=model.version,
         )
         for name, model in settings.enabled_models.items()
     ]
@@ -99,6 +104,7 @@ class Service:
         self._all_models: list[Model] = []
         self._last_recovery = time.monotonic()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._coverage: tuple[list[ModelColumns], float, dict[str, ModelCoverage]] | None = None
 
     # -- signals --------------------------------------------------------------------------
 
@@ -194,7 +200,8 @@ class Service:
                 reused[name] = previous.models[name]
             else:
                 fresh[name] = build_embedder(name, model_settings)
-        built = build_models(fresh, self.waker, self.metrics)
+        versions = {name: model.version for name, model in settings.enabled_models.items()}
+        built = build_models(fresh, versions, self.waker, self.metrics)
         self._all_models.extend(built.values())
         models = {name: reused.get(name) or built[name] for name in settings.enabled_models}
         store = QueueStore(
@@ -212,6 +219,7 @@ class Service:
             side.append(asyncio.create_task(self._listener.run(self.stopping), name="listener"))
             side.append(asyncio.create_task(self._announce_ready(), name="ready"))
             side.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+            side.append(asyncio.create_task(self._report_coverage(), name="coverage"))
         stop_wait = asyncio.create_task(self.stopping.wait())
         exit_code = EXIT_OK
         try:
@@ -244,6 +252,23 @@ class Service:
         if released:
             log.info("shutdown.released", items=released)
         return exit_code
+
+    async def _report_coverage(self) -> None:
+        """Log once at start how many rows have each model's current vector, and what to run
+        when some do not (a new model, a changed version: re-embedding is the operator's call)."""
+        assert self._pool is not None
+        try:
+            coverage = await model_coverage(self._pool, model_columns(self.settings))
+        except UNAVAILABLE_ERRORS as exc:
+            log.warning("model.coverage_unavailable", error=describe(exc))
+            return
+        for name, counts in coverage.items():
+            advice = reembed_advice(name, counts)
+            if advice is None:
+                log.info("model.coverage", model=name, **counts.as_json())
+            else:
+                log.warning("model.coverage_incomplete", model=name, advice=advice,
+                            **counts.as_json())
 
     async def _announce_ready(self) -> None:
         """READY=1 once the database answers and LISTEN is up."""
@@ -337,8 +362,17 @@ class Service:
         )
 
     async def queue_status(self) -> QueueStatus:
+        """The queue's figures, with each model's coverage (recounted at most every
+        COVERAGE_MAX_AGE_S: it reads the whole embeddings table)."""
         assert self._pool is not None
-        return await queue_status(self._pool, default_max_retries=self.settings.max_retries)
+        status = await queue_status(self._pool, default_max_retries=self.settings.max_retries)
+        models = model_columns(self.settings)
+        cached = self._coverage
+        if cached is None or cached[0] != models or \
+                time.monotonic() - cached[1] > COVERAGE_MAX_AGE_S:
+            cached = (models, time.monotonic(), await model_coverage(self._pool, models))
+            self._coverage = cached
+        return replace(status, models=cached[2])
 
     def health_problems(self) -> list[str]:
         """Why the daemon is not healthy; empty when its loops are all ticking."""

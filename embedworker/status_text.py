@@ -21,6 +21,19 @@ def render_status(status: QueueStatus) -> str:
             (LEFT, RIGHT, LEFT),
         ),
     ]
+    if status.models:
+        sections.append(
+            _table(
+                ("model", "version", "current", "outdated", "missing", ""),
+                [
+                    (name, coverage.version, str(coverage.current), str(coverage.outdated),
+                     str(coverage.missing),
+                     "" if coverage.complete else f"embedworker reembed {name}")
+                    for name, coverage in status.models.items()
+                ],
+                (LEFT, LEFT, RIGHT, RIGHT, RIGHT, LEFT),
+            )
+        )
     if status.by_priority:
         sections.append(
             _table(
@@ -80,6 +93,8 @@ def _status_rows(status: QueueStatus) -> list[tuple[str, str, str]]:
              "" if waiting is None else f"oldest waiting {format_duration(waiting)}"),
             ("  scheduled later", str(status.scheduled_later), ""),
             ("  stranded", str(status.stranded), "never claimable" if status.stranded else ""),
+            ("  waiting for a model", str(status.waiting_for_model),
+             ", ".join(f"{model} {n}" for model, n in status.waiting_by_model.items())),
         ]
     return rows
 

@@ -17,6 +17,8 @@ class Waker:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._pending = False
         self._timers: list[float] = []
+        # Set when a model answers again: the items parked waiting for it are to be released.
+        self.model_back = asyncio.Event()
 
     def wake(self) -> None:
         """Wake one idle worker, or the next to wait if none is idle."""

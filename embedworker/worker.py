@@ -54,6 +54,8 @@ class QueuePort(Protocol):
 
     async def release(self, tokens: Sequence[UUID]) -> int: ...
 
+    async def release_waiting(self, down: Sequence[str]) -> int: ...
+
 
 class WorkerMetrics(Protocol):
     """The numbers the worker reports (implemented by metrics.Metrics)."""
@@ -100,11 +102,13 @@ class WorkerOptions:
 
 @dataclass(frozen=True)
 class Model:
-    """One enabled model as the worker uses it: its client and its circuit breaker."""
+    """One enabled model as the worker uses it: its client, its circuit breaker, and the
+    version its vectors are recorded as."""
 
     name: str
     embedder: Embedder
     breaker: CircuitBreaker
+    version: str
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class Worker:
         self._drain = False
         # coroutine number -> monotonic time of its last progress, or None while idle
         self._busy_since: dict[int, float | None] = {}
+        self._all_loops_ended = asyncio.Event()
         self.in_flight: set[UUID] = set()
 
     async def run(self, stopping: asyncio.Event, *, drain: bool = False) -> None:
@@ -146,6 +151,9 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             self._group = group
             self._spawn_loops()
+            releasing = group.create_task(self._release_waiting_loop(), name="release-waiting")
+            await self._all_loops_ended.wait()
+            releasing.cancel()
         self._group = None
 
     def reconfigure(self, runtime: Runtime) -> None:
@@ -179,6 +187,31 @@ class Worker:
             await self._work(number)
         finally:
             del self._busy_since[number]
+            if not self._busy_since:
+                self._all_loops_ended.set()
+
+    async def _release_waiting_loop(self) -> None:
+        """Items parked for a model are released when it answers again (its breaker closes),
+        at start, and every poll: a copy that died while a model was down leaves its parked
+        items to the others."""
+        while not self._stopping.is_set():
+            self._waker.model_back.clear()
+            wait_s = self.runtime.options.poll_interval_s
+            try:
+                await self._release_waiting(self.runtime)
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("waiting.release_failed", error=describe(exc))
+                wait_s = min(wait_s, DEGRADED_POLL_S)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._waker.model_back.wait(), wait_s)
+
+    async def _release_waiting(self, runtime: Runtime) -> int:
+        down = sorted(name for name, model in runtime.models.items() if model.breaker.is_open)
+        released = await runtime.queue.release_waiting(down)
+        if released:
+            log.info("waiting.released", items=released, still_down=down)
+            self._waker.wake()
+        return released
 
     async def _work(self, number: int) -> None:
         failures = 0
@@ -187,8 +220,9 @@ class Worker:
             if number >= runtime.options.concurrency:
                 return  # the concurrency was lowered by a reload
             self._waker.clear()
-            if any(model.breaker.is_open for model in runtime.models.values()):
-                # Items stay queued, spending nothing, until every model answers again.
+            if all(model.breaker.is_open for model in runtime.models.values()):
+                # Nothing can progress: items stay queued, spending nothing, until a model
+                # answers again.
                 if self._drain:
                     if self._outage_outlasted_drain(runtime):
                         return
@@ -209,11 +243,7 @@ class Worker:
             if found:
                 continue
             if self._drain:
-                # Items this drain gave back for a moment (a model outage just ended) are due
-                # again within seconds: wait for them rather than leave them behind.
-                soon = self._waker.next_timer_in()
-                if soon is not None and soon <= DRAIN_RETRY_HORIZON_S:
-                    await self._idle(number, soon)
+                if await self._drain_waits(runtime, number):
                     continue
                 return
             await self._idle(number, self._idle_wait_s(runtime))
@@ -221,6 +251,22 @@ class Worker:
     async def _idle(self, number: int, max_wait_s: float) -> None:
         self._busy_since[number] = None
         self._metrics.wakeup(await self._waker.wait(max_wait_s))
+
+    async def _drain_waits(self, runtime: Runtime, number: int) -> bool:
+        """Nothing is due. Should `drain` wait on? For retries due within seconds (items given
+        back for a moment), and for a model that is down (its items are parked) until
+        drain_outage_wait_s; and once more when a model came back but its parked items were
+        not released yet."""
+        soon = self._waker.next_timer_in()
+        if soon is not None and soon <= DRAIN_RETRY_HORIZON_S:
+            await self._idle(number, soon)
+            return True
+        if any(model.breaker.is_open for model in runtime.models.values()):
+            if self._outage_outlasted_drain(runtime):
+                return False
+            await self._idle(number, min(DEGRADED_POLL_S, runtime.options.poll_interval_s))
+            return True
+        return await self._release_waiting(runtime) > 0
 
     def _outage_outlasted_drain(self, runtime: Runtime) -> bool:
         limit = runtime.options.drain_outage_wait_s
@@ -273,6 +319,8 @@ class Worker:
             await asyncio.gather(
                 *(self._embed_with(model, outcomes) for model in runtime.models.values())
             )
+            if self.runtime is not runtime:
+                _requeue_outdated(outcomes, runtime, self.runtime)
             delays = [self._delay_for(outcome, runtime.options) for outcome in outcomes]
             counts = await self._finish(runtime, batch.token, outcomes, delays)
             # Timers start now: the rows' scheduled_at was stamped inside the finish.
@@ -315,7 +363,7 @@ class Worker:
             return
         if breaker.is_open:
             for outcome in todo:
-                outcome.fail(f"{name}: unavailable: {breaker.reason}", charge=False)
+                outcome.wait_for(name, breaker.reason or "unavailable")
             return
         results = await embed_isolating(
             model.embedder,
@@ -336,12 +384,12 @@ class Worker:
             if not isinstance(result, ModelError):
                 outcome.vectors[name] = result
             elif result.kind in _OUTAGE_KINDS and outage:
-                outcome.fail(f"{name}: unavailable: {result.reason}", charge=False)
+                outcome.wait_for(name, result.reason)
             else:
                 outcome.fail(f"{name}: {result.reason}")
 
     def _delay_for(self, outcome: Outcome, options: WorkerOptions) -> float:
-        if outcome.succeeded or outcome.final:
+        if outcome.succeeded or outcome.final or outcome.parked:
             return 0.0
         if outcome.charge:
             delay = backoff_delay(
@@ -393,22 +441,41 @@ class Worker:
             duration_ms=round(seconds * 1000, 1),
             completed=counts.completed,
             retrying=counts.retrying,
+            waiting=counts.waiting,
             failed=counts.failed,
             lost=counts.lost,
         )
 
 
+def _requeue_outdated(outcomes: Sequence[Outcome], runtime: Runtime, latest: Runtime) -> None:
+    """A reload changed a model's version while this batch was in flight: its vectors are
+    stored (with the version that made them) and the item is queued again for the new one."""
+    for name, model in runtime.models.items():
+        new = latest.models.get(name)
+        if new is None or new.version == model.version:
+            continue
+        for outcome in outcomes:
+            if name in outcome.vectors:
+                outcome.fail(
+                    f"{name}: version changed from {model.version} to {new.version} in flight",
+                    charge=False,
+                )
+
+
 def build_models(
     embedders: Mapping[str, Embedder],
+    versions: Mapping[str, str],
     waker: Waker,
     metrics: WorkerMetrics | None = None,
 ) -> dict[str, Model]:
-    """A breaker for each embedder; the breaker wakes the workers when its model is back."""
+    """A breaker for each embedder; when its model is back, the breaker wakes a worker and has
+    the items parked for it released."""
     report = metrics or NoMetrics()
 
     def breaker_for(name: str, embedder: Embedder) -> CircuitBreaker:
         def closed() -> None:
             report.model_available(name, True)
+            waker.model_back.set()
             waker.wake()
 
         return CircuitBreaker(
@@ -419,6 +486,6 @@ def build_models(
         )
 
     return {
-        name: Model(name, embedder, breaker_for(name, embedder))
+        name: Model(name, embedder, breaker_for(name, embedder), versions[name])
         for name, embedder in embedders.items()
     }

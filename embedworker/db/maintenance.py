@@ -53,9 +53,10 @@ SET status = 'queued',
     processing_started_at = NULL,
     lease_token = NULL,
     lease_expires_at = NULL,
+    waiting_for = NULL,
     updated_at = now()
 WHERE status = ANY($1::text[])
-   OR (status = 'queued' AND $2::int IS NOT NULL
+   OR (status = 'queued' AND $2::int IS NOT NULL AND waiting_for IS NULL
        AND (coalesce(retry_count, 0) >= coalesce(max_retries, $2) OR scheduled_at IS NULL))
 """
 

@@ -14,20 +14,13 @@ from uuid import UUID
 import asyncpg
 
 from embedworker.db.connect import encode_vector
+from embedworker.db.vectors import ModelColumns, current, quote_ident, quote_literal, stored
 from embedworker.domain import Batch, Outcome, QueueItem
 from embedworker.embedders.base import Embedding
 
+__all__ = ["FinishCounts", "ModelColumns", "QueueStore", "check_model_columns"]
+
 _DEADLOCK_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class ModelColumns:
-    """Where one model's vectors live in ``embeddings``."""
-
-    name: str
-    column: str
-    flag_column: str
-    dimension: int
 
 
 @dataclass(frozen=True)
@@ -36,10 +29,8 @@ class FinishCounts:
     retrying: int
     failed: int
     lost: int
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    # queued, waiting for a model that is unavailable (every other model's vector is stored)
+    waiting: int = 0
 
 
 class QueueStore:
@@ -126,14 +117,17 @@ class QueueStore:
             list(delays),
             token,
             self._default_max_retries,
+            [",".join(sorted(o.waiting_for)) if o.parked else None for o in outcomes],
             *([_encoded(o.vectors.get(model.name)) for o in outcomes] for model in self._models),
         )
         statuses = [row["status"] for row in rows]
+        waiting = sum(1 for row in rows if row["waiting"])
         return FinishCounts(
             completed=statuses.count("completed"),
-            retrying=statuses.count("queued"),
+            retrying=statuses.count("queued") - waiting,
             failed=statuses.count("failed"),
             lost=len(outcomes) - len(rows),
+            waiting=waiting,
         )
 
     async def release(self, tokens: Sequence[UUID]) -> int:
@@ -141,6 +135,12 @@ class QueueStore:
         if not tokens:
             return 0
         result: str = await self._pool.execute(_RELEASE_SQL, list(tokens))
+        return int(result.split()[-1])
+
+    async def release_waiting(self, down: Sequence[str]) -> int:
+        """Make parked rows claimable again, except those waiting only for models in ``down``
+        (the models whose breaker is open here); returns how many were released."""
+        result: str = await self._pool.execute(_RELEASE_WAITING_SQL, list(down))
         return int(result.split()[-1])
 
     async def recover_expired(self, lease_s: float, max_reclaims: int) -> tuple[int, int]:
@@ -200,10 +200,8 @@ def _short(reason: str | None, limit: int = 500) -> str | None:
 
 
 def _done_expression(model: ModelColumns) -> str:
-    return (
-        f"coalesce(e.content_hash = c.content_hash AND e.{quote_ident(model.flag_column)} "
-        f"AND e.{quote_ident(model.column)} IS NOT NULL, false)"
-    )
+    """The item's vector of ``model`` is current: its text and the model's version."""
+    return f"coalesce(e.content_hash = c.content_hash AND {current(model)}, false)"
 
 
 def _claim_sql(models: Sequence[ModelColumns]) -> str:
@@ -213,6 +211,7 @@ WITH due AS (
     SELECT id FROM embedding_queue
     WHERE status = 'queued'
       AND scheduled_at <= now()
+      AND waiting_for IS NULL
       AND coalesce(retry_count, 0) < coalesce(max_retries, $4)
     ORDER BY priority, scheduled_at, id
     LIMIT $1
@@ -243,32 +242,45 @@ def _finish_sql(models: Sequence[ModelColumns]) -> str:
     """Settle the batch's queue rows, then store the vectors of the rows it still owned.
 
     Parameters: $1..$6 one array element per item (id, ok, charge, final, error, delay),
-    $7 the lease token, $8 the default max_retries, then one vector[] per model (NULL where
-    the model made no vector). Text and hash come from the queue row, which the lease proves
-    unchanged since the claim. A model without a new vector keeps its stored one only if the
-    text is unchanged.
+    $7 the lease token, $8 the default max_retries, $9 per item the models it waits for
+    (comma-separated, NULL unless it is parked), then one vector[] per model (NULL where the
+    model made no vector). Text and hash come from the queue row, which the lease proves
+    unchanged since the claim. A model without a new vector keeps its stored one, with the
+    version that made it, only if the text is unchanged. The row is 'completed' when every
+    model's vector is current (new, or kept and of the model's version).
     """
     aliases = [f"v{index}" for index in range(len(models))]
-    vector_arrays = ", ".join(f"${index}::vector[]" for index in range(9, 9 + len(models)))
+    first_vector = 10
+    vector_arrays = ", ".join(
+        f"${index}::vector[]" for index in range(first_vector, first_vector + len(models))
+    )
+    names = ", ".join(quote_literal(model.name) for model in models)
+    same_text = "e.content_hash = EXCLUDED.content_hash"
     columns: list[str] = []
     values: list[str] = []
     updates: list[str] = []
-    flags_after: list[str] = []
-    same_text = "e.content_hash = EXCLUDED.content_hash"
+    new_versions: list[str] = []
+    versions_after: list[str] = []
+    current_after: list[str] = []
     for model, alias in zip(models, aliases, strict=True):
         column, flag = quote_ident(model.column), quote_ident(model.flag_column)
+        name = quote_literal(model.name)
         columns += [column, flag]
         values += [f"u.{alias}", f"u.{alias} IS NOT NULL"]
+        new_versions.append(
+            f"{name}, CASE WHEN u.{alias} IS NOT NULL THEN {quote_literal(model.version)} END"
+        )
+        kept = f"({same_text} AND {stored(model)})"
         updates.append(
             f"{column} = CASE WHEN EXCLUDED.{flag} THEN EXCLUDED.{column} "
             f"WHEN {same_text} THEN e.{column} END"
         )
-        flag_after = (
-            f"(EXCLUDED.{flag} OR ({same_text} AND coalesce(e.{flag}, false) "
-            f"AND e.{column} IS NOT NULL))"
+        updates.append(f"{flag} = (EXCLUDED.{flag} OR {kept})")
+        versions_after.append(
+            f"{name}, CASE WHEN EXCLUDED.{flag} THEN EXCLUDED.embedding_versions -> {name} "
+            f"WHEN {kept} THEN e.embedding_versions -> {name} END"
         )
-        updates.append(f"{flag} = {flag_after}")
-        flags_after.append(flag_after)
+        current_after.append(f"(EXCLUDED.{flag} OR ({kept} AND {current(model)}))")
     all_new = " AND ".join(f"u.{alias} IS NOT NULL" for alias in aliases)
     any_new = " OR ".join(f"u.{alias} IS NOT NULL" for alias in aliases)
     return f"""
@@ -277,23 +289,28 @@ WITH finished AS (
 ), stored AS (
     INSERT INTO embeddings AS e
         (content_type, content_id, content_hash, content_text, {", ".join(columns)},
-         status, updated_at)
+         embedding_versions, status, updated_at)
     SELECT f.content_type, f.content_id, f.content_hash, f.content_text, {", ".join(values)},
+           jsonb_strip_nulls(jsonb_build_object({", ".join(new_versions)})),
            CASE WHEN {all_new} THEN 'completed' ELSE 'pending' END, now()
     FROM unnest($1::bigint[], {vector_arrays}) AS u(id, {", ".join(aliases)})
     JOIN finished f ON f.id = u.id
     WHERE {any_new}
     ON CONFLICT (content_type, content_id) DO UPDATE SET
         {", ".join(updates)},
-        status = CASE WHEN {" AND ".join(flags_after)} THEN 'completed' ELSE 'pending' END,
+        embedding_versions = (coalesce(e.embedding_versions, '{{}}'::jsonb) - ARRAY[{names}])
+            || jsonb_strip_nulls(jsonb_build_object({", ".join(versions_after)})),
+        status = CASE WHEN {" AND ".join(current_after)} THEN 'completed' ELSE 'pending' END,
         content_hash = EXCLUDED.content_hash,
         content_text = EXCLUDED.content_text,
         updated_at = now()
 )
-SELECT id, status FROM finished
+SELECT id, status, waiting FROM finished
 """
 
 
+# A parked item (queued, waiting for models that are unavailable) keeps its scheduled_at: it is
+# claimed in its turn once released.
 _SETTLE_QUEUE_SQL = """
 UPDATE embedding_queue q
 SET status = CASE
@@ -303,15 +320,23 @@ SET status = CASE
         ELSE 'queued' END,
     retry_count = coalesce(q.retry_count, 0) + CASE WHEN o.charge AND NOT o.ok THEN 1 ELSE 0 END,
     error_message = o.error,
-    scheduled_at = CASE WHEN o.ok THEN q.scheduled_at
+    scheduled_at = CASE WHEN o.ok OR o.waiting IS NOT NULL THEN q.scheduled_at
                         ELSE now() + make_interval(secs => o.delay_s) END,
+    waiting_for = string_to_array(o.waiting, ','),
     lease_token = NULL,
     lease_expires_at = NULL,
     updated_at = now()
 FROM unnest($1::bigint[], $2::boolean[], $3::boolean[], $4::boolean[], $5::text[],
-            $6::float8[]) AS o(id, ok, charge, final, error, delay_s)
+            $6::float8[], $9::text[]) AS o(id, ok, charge, final, error, delay_s, waiting)
 WHERE q.id = o.id AND q.lease_token = $7 AND q.status = 'processing'
-RETURNING q.id, q.status, q.content_type, q.content_id, q.content_hash, q.content_text
+RETURNING q.id, q.status, q.waiting_for IS NOT NULL AS waiting,
+          q.content_type, q.content_id, q.content_hash, q.content_text
+"""
+
+_RELEASE_WAITING_SQL = """
+UPDATE embedding_queue
+SET waiting_for = NULL, updated_at = now()
+WHERE status = 'queued' AND waiting_for IS NOT NULL AND NOT (waiting_for <@ $1::text[])
 """
 
 _RENEW_SQL = """

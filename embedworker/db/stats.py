@@ -1,17 +1,21 @@
 """Queue statistics for operators: counts, what is due, what is stuck, recent activity.
 
-Three read-only queries. The counts come from one statement (one snapshot), so they add up:
-``sum(by_status) == total`` and ``due + scheduled_later + stranded == by_status['queued']``.
+A few read-only queries. The counts come from one statement (one snapshot), so they add up:
+``sum(by_status) == total`` and
+``due + scheduled_later + stranded + waiting_for_model == by_status['queued']``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from embedworker.db.coverage import ModelCoverage, model_coverage
+from embedworker.db.vectors import ModelColumns
 
 STATUSES: tuple[str, ...] = ("queued", "processing", "completed", "failed")
 TOP_ERRORS = 20
@@ -22,17 +26,20 @@ DEFAULT_MAX_RETRIES = 3
 # GROUPING(status, priority, content_type): a bit is set for each column aggregated away.
 _ALL, _BY_STATUS, _BY_PRIORITY, _BY_CONTENT_TYPE = 0b111, 0b011, 0b101, 0b110
 
-# "due" is exactly the claim's condition (db.queue); "stranded" is queued but never claimable.
+# "due" is exactly the claim's condition (db.queue); "stranded" is queued but never claimable;
+# "waiting" is parked until a model that was unavailable answers again.
 _COUNTS_SQL = """
 WITH q AS (
     SELECT status, priority, content_type, scheduled_at,
-           coalesce(retry_count, 0) < coalesce(max_retries, $1) AS retries_left
+           coalesce(retry_count, 0) < coalesce(max_retries, $1) AS retries_left,
+           status = 'queued' AND waiting_for IS NOT NULL AS waiting
     FROM embedding_queue
 ), c AS (
-    SELECT status, priority, content_type, scheduled_at,
-           status = 'queued' AND retries_left AND scheduled_at <= now() AS due,
-           status = 'queued' AND retries_left AND scheduled_at > now() AS later,
-           status = 'queued' AND (NOT retries_left OR scheduled_at IS NULL) AS stranded
+    SELECT status, priority, content_type, scheduled_at, waiting,
+           status = 'queued' AND NOT waiting AND retries_left AND scheduled_at <= now() AS due,
+           status = 'queued' AND NOT waiting AND retries_left AND scheduled_at > now() AS later,
+           status = 'queued' AND NOT waiting AND (NOT retries_left OR scheduled_at IS NULL)
+               AS stranded
     FROM q
 )
 SELECT GROUPING(status, priority, content_type) AS grouping,
@@ -41,6 +48,7 @@ SELECT GROUPING(status, priority, content_type) AS grouping,
        count(*) FILTER (WHERE due) AS due,
        count(*) FILTER (WHERE later) AS later,
        count(*) FILTER (WHERE stranded) AS stranded,
+       count(*) FILTER (WHERE waiting) AS waiting,
        extract(epoch FROM now() - min(scheduled_at) FILTER (WHERE due))::float8 AS oldest_due_s,
        now() AS as_of
 FROM c
@@ -54,6 +62,14 @@ WHERE status = 'failed'
 GROUP BY error_message
 ORDER BY n DESC, error_message NULLS LAST
 LIMIT $1
+"""
+
+_WAITING_SQL = """
+SELECT model, count(*) AS n
+FROM embedding_queue, unnest(waiting_for) AS model
+WHERE status = 'queued' AND waiting_for IS NOT NULL
+GROUP BY model
+ORDER BY model
 """
 
 _RECENT_SQL = """
@@ -87,7 +103,10 @@ class QueueStatus:
     ``due``: claimable now (queued, ``scheduled_at <= now()``, retries left).
     ``scheduled_later``: queued with retries left, ``scheduled_at`` in the future.
     ``stranded``: queued but never claimable (retries spent, or a NULL ``scheduled_at``).
+    ``waiting_for_model``: queued, parked until a model that was unavailable answers again
+    (``waiting_by_model`` counts them per model they wait for).
     ``oldest_due_age_s``: seconds since the longest-waiting due item's ``scheduled_at``.
+    ``models``: each model's coverage of the embeddings table, when it was asked for.
     """
 
     as_of: datetime
@@ -101,17 +120,24 @@ class QueueStatus:
     oldest_due_age_s: float | None
     failed_by_error: tuple[tuple[str | None, int], ...]
     recent: tuple[RecentItem, ...]
+    waiting_for_model: int = 0
+    waiting_by_model: Mapping[str, int] = field(default_factory=dict)
+    models: Mapping[str, ModelCoverage] = field(default_factory=dict)
 
 
 async def queue_status(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
     default_max_retries: int = DEFAULT_MAX_RETRIES,
+    models: Sequence[ModelColumns] = (),
 ) -> QueueStatus:
-    """Read the queue's statistics; ``default_max_retries`` stands in for NULL max_retries."""
+    """Read the queue's statistics; ``default_max_retries`` stands in for NULL max_retries.
+    With ``models``, each one's coverage of the embeddings table is counted too."""
     rows = await conn.fetch(_COUNTS_SQL, default_max_retries)
     errors = await conn.fetch(_ERRORS_SQL, TOP_ERRORS)
     recent = await conn.fetch(_RECENT_SQL, RECENT_ITEMS)
+    waiting = await conn.fetch(_WAITING_SQL)
+    coverage = await model_coverage(conn, models)
 
     totals = next(row for row in rows if row["grouping"] == _ALL)
     by_status = dict.fromkeys(STATUSES, 0)
@@ -134,6 +160,9 @@ async def queue_status(
         due=totals["due"],
         scheduled_later=totals["later"],
         stranded=totals["stranded"],
+        waiting_for_model=totals["waiting"],
+        waiting_by_model={row["model"]: row["n"] for row in waiting},
+        models=coverage,
         oldest_due_age_s=(
             None if totals["oldest_due_s"] is None else max(0.0, totals["oldest_due_s"])
         ),
@@ -175,6 +204,9 @@ def to_json_dict(status: QueueStatus) -> dict[str, Any]:
         "due": status.due,
         "scheduledLater": status.scheduled_later,
         "stranded": status.stranded,
+        "waitingForModel": status.waiting_for_model,
+        "waitingByModel": dict(status.waiting_by_model),
+        "models": {name: coverage.as_json() for name, coverage in status.models.items()},
         "oldestDueAgeSeconds": status.oldest_due_age_s,
         "failedByError": [
             {"error": message, "count": count} for message, count in status.failed_by_error
