@@ -356,7 +356,7 @@ def read_line(stream: Any, timeout_s: float) -> str:
 
 
 def test_cli_serves_until_sigterm() -> None:
-    repo = Path(standin.__file__).resolve().parents[1]
+    repo = Path(standin.__file__).resolve().parents[2]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),

@@ -544,7 +544,7 @@ CLI_OPTIONS: dict[str, list[str]] = {
 
 @pytest.mark.parametrize("protocol", sorted(CLI_OPTIONS))
 def test_cli_serves_every_protocol(protocol: str) -> None:
-    repo = Path(standin.__file__).resolve().parents[1]
+    repo = Path(standin.__file__).resolve().parents[2]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
