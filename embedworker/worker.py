@@ -54,6 +54,8 @@ class QueuePort(Protocol):
 
     async def release(self, tokens: Sequence[UUID]) -> int: ...
 
+    async def waited_for(self) -> list[str]: ...
+
     async def release_waiting(self, down: Sequence[str]) -> int: ...
 
 
@@ -143,6 +145,9 @@ class Worker:
         # coroutine number -> monotonic time of its last progress, or None while idle
         self._busy_since: dict[int, float | None] = {}
         self._all_loops_ended = asyncio.Event()
+        # Release passes run one at a time; _released counts the rows they made claimable.
+        self._release_lock = asyncio.Lock()
+        self._released = 0
         self.in_flight: set[UUID] = set()
 
     async def run(self, stopping: asyncio.Event, *, drain: bool = False) -> None:
@@ -160,6 +165,7 @@ class Worker:
         """Use ``runtime`` for every batch claimed from now on; in-flight batches keep theirs."""
         self.runtime = runtime
         self._spawn_loops()
+        self._waker.model_back.set()  # a removed model's parked items are released
         self._waker.wake_all()
 
     def wedged(self) -> list[int]:
@@ -206,8 +212,17 @@ class Worker:
                 await asyncio.wait_for(self._waker.model_back.wait(), wait_s)
 
     async def _release_waiting(self, runtime: Runtime) -> int:
-        down = sorted(name for name, model in runtime.models.items() if model.breaker.is_open)
-        released = await runtime.queue.release_waiting(down)
+        async with self._release_lock:
+            # A model this copy has not seen fail is asked first (its health check), so that
+            # the items another copy parked for it are not claimed only to be parked again.
+            for name in await runtime.queue.waited_for():
+                model = runtime.models.get(name)
+                if model is not None and not model.breaker.is_open:
+                    await model.breaker.confirm_outage("unhealthy while items wait for it")
+            down = sorted(name for name, model in runtime.models.items()
+                          if model.breaker.is_open)
+            released = await runtime.queue.release_waiting(down)
+            self._released += released
         if released:
             log.info("waiting.released", items=released, still_down=down)
             self._waker.wake()
@@ -231,6 +246,7 @@ class Worker:
                 await self._idle(number, runtime.options.poll_interval_s)
                 continue
             self._busy_since[number] = time.monotonic()
+            released_before = self._released
             try:
                 found = await self._claim_and_process(runtime, number)
                 failures = 0
@@ -243,7 +259,7 @@ class Worker:
             if found:
                 continue
             if self._drain:
-                if await self._drain_waits(runtime, number):
+                if await self._drain_waits(runtime, number, released_before):
                     continue
                 return
             await self._idle(number, self._idle_wait_s(runtime))
@@ -252,11 +268,10 @@ class Worker:
         self._busy_since[number] = None
         self._metrics.wakeup(await self._waker.wait(max_wait_s))
 
-    async def _drain_waits(self, runtime: Runtime, number: int) -> bool:
-        """Nothing is due. Should `drain` wait on? For retries due within seconds (items given
-        back for a moment), and for a model that is down (its items are parked) until
-        drain_outage_wait_s; and once more when a model came back but its parked items were
-        not released yet."""
+    async def _drain_waits(self, runtime: Runtime, number: int, released_before: int) -> bool:
+        """Nothing was due at the last claim. Should `drain` go on? For retries due within
+        seconds (items given back for a moment), for a model that is down (its items are
+        parked) until drain_outage_wait_s, and for parked items released since that claim."""
         soon = self._waker.next_timer_in()
         if soon is not None and soon <= DRAIN_RETRY_HORIZON_S:
             await self._idle(number, soon)
@@ -266,7 +281,8 @@ class Worker:
                 return False
             await self._idle(number, min(DEGRADED_POLL_S, runtime.options.poll_interval_s))
             return True
-        return await self._release_waiting(runtime) > 0
+        await self._release_waiting(runtime)
+        return self._released != released_before
 
     def _outage_outlasted_drain(self, runtime: Runtime) -> bool:
         limit = runtime.options.drain_outage_wait_s
@@ -327,6 +343,10 @@ class Worker:
             finished = time.monotonic()
             for delay in {delay for delay in delays if delay > 0}:
                 self._waker.wake_at(finished + delay)
+            if counts.waiting and _back_already(outcomes, runtime):
+                # A model these items were parked for answered again while the batch was in
+                # flight, after the release that followed: release them now.
+                self._waker.model_back.set()
         finally:
             renewal.cancel()
         seconds = time.monotonic() - started
@@ -445,6 +465,14 @@ class Worker:
             failed=counts.failed,
             lost=counts.lost,
         )
+
+
+def _back_already(outcomes: Sequence[Outcome], runtime: Runtime) -> bool:
+    waited_for = {name for outcome in outcomes if outcome.parked for name in outcome.waiting_for}
+    return any(
+        name not in runtime.models or not runtime.models[name].breaker.is_open
+        for name in waited_for
+    )
 
 
 def _requeue_outdated(outcomes: Sequence[Outcome], runtime: Runtime, latest: Runtime) -> None:

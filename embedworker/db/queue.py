@@ -137,6 +137,11 @@ class QueueStore:
         result: str = await self._pool.execute(_RELEASE_SQL, list(tokens))
         return int(result.split()[-1])
 
+    async def waited_for(self) -> list[str]:
+        """The models that parked rows wait for."""
+        rows = await self._pool.fetch(_WAITED_FOR_SQL)
+        return [row["model"] for row in rows]
+
     async def release_waiting(self, down: Sequence[str]) -> int:
         """Make parked rows claimable again, except those waiting only for models in ``down``
         (the models whose breaker is open here); returns how many were released."""
@@ -331,6 +336,12 @@ FROM unnest($1::bigint[], $2::boolean[], $3::boolean[], $4::boolean[], $5::text[
 WHERE q.id = o.id AND q.lease_token = $7 AND q.status = 'processing'
 RETURNING q.id, q.status, q.waiting_for IS NOT NULL AS waiting,
           q.content_type, q.content_id, q.content_hash, q.content_text
+"""
+
+_WAITED_FOR_SQL = """
+SELECT DISTINCT model
+FROM embedding_queue, unnest(waiting_for) AS model
+WHERE status = 'queued' AND waiting_for IS NOT NULL
 """
 
 _RELEASE_WAITING_SQL = """

@@ -66,6 +66,7 @@ class StandinServer:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._requests = 0
+        self._gets = 0
         self._inputs_embedded = 0
         self._batch_sizes: list[int] = []
         self._texts: list[str] = []
@@ -146,6 +147,12 @@ class StandinServer:
             return self._requests
 
     @property
+    def gets(self) -> int:
+        """GET requests received: health checks and info."""
+        with self._lock:
+            return self._gets
+
+    @property
     def inputs_embedded(self) -> int:
         """Inputs answered with a 200 (malformed answers included)."""
         with self._lock:
@@ -167,6 +174,7 @@ class StandinServer:
         """Zero every counter."""
         with self._lock:
             self._requests = 0
+            self._gets = 0
             self._inputs_embedded = 0
             self._batch_sizes.clear()
             self._texts.clear()
@@ -175,6 +183,9 @@ class StandinServer:
 
     def handle(self, request: Request) -> Reply:
         """Answer one request with the configured protocol."""
+        if request.method == "GET":
+            with self._lock:
+                self._gets += 1
         return PROTOCOLS[self.protocol](self, request)
 
     def authorized(self, request: Request) -> bool:

@@ -219,6 +219,74 @@ async def test_slow_model_never_lets_a_second_worker_take_the_same_rows(
     assert reclaims == 0
 
 
+async def test_a_model_down_for_long_parks_its_work_across_kills_and_new_copies(
+    fault_db_url: str,
+    servers: tuple[StandinServer, StandinServer],
+    spawn: Callable[..., WorkerProcess],
+) -> None:
+    """bge is down far longer than the lease: e5 vectors keep coming, bge's work is parked and
+    spends nothing; the copy that parked it is killed and a new copy starts, and neither spins
+    on the parked rows; when bge answers, every item is completed with each text sent to each
+    model once."""
+    e5, bge = servers
+    bge.faults.healthy = False  # up, but answering 503 to everything, health checks included
+    latest = {n: f"written while bge sleeps {n}" for n in range(1, 151)}
+    await queue_texts(fault_db_url, latest)
+    workers = [spawn(lease_timeout_s=1, batch_size=16, concurrency=2) for _ in range(2)]
+
+    await wait_parked(fault_db_url, 150, workers)
+    sent = (e5.requests, bge.requests)
+    probes = bge.gets
+    workers[0].kill()
+    workers[0] = spawn(lease_timeout_s=1, batch_size=16, concurrency=2)
+    await wait_for_count(lambda: bge.gets, probes + 6, workers)  # several seconds of probing
+    assert (e5.requests, bge.requests) == sent, "parked rows were claimed and sent again"
+
+    more = {n: f"written later while bge sleeps {n}" for n in range(151, 161)}
+    latest.update(more)
+    await queue_texts(fault_db_url, more)
+    await wait_parked(fault_db_url, 160, workers)
+    bge.faults.healthy = True
+    await wait_settled(fault_db_url, workers, timeout=60)
+
+    assert [worker.terminate() for worker in workers] == [0, 0]
+    await check_invariants(fault_db_url, latest)
+    assert sorted(e5.texts) == sorted(latest.values())
+    assert sorted(bge.texts) == sorted(latest.values())
+    spent = await with_db(fault_db_url, lambda conn: conn.fetchrow(
+        "SELECT max(retry_count) AS retries, max(reclaim_count) AS reclaims FROM embedding_queue"
+    ))
+    assert (spent["retries"], spent["reclaims"]) == (0, 0)
+
+
+async def wait_parked(url: str, count: int, workers: list[WorkerProcess]) -> None:
+    async def parked() -> int:
+        return int(await with_db(url, lambda conn: conn.fetchval(
+            "SELECT count(*) FROM embedding_queue WHERE status = 'queued'"
+            " AND waiting_for = ARRAY['bge_m3']"
+        )))
+
+    await wait_for_count(parked, count, workers)
+
+
+async def wait_for_count(
+    value: Callable[[], Awaitable[int] | int], target: int, workers: list[WorkerProcess],
+    timeout: float = 60,
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        current = value()
+        if not isinstance(current, int):
+            current = await current
+        if current >= target:
+            return
+        if loop.time() > deadline:
+            logs = "\n---\n".join(worker.tail() for worker in workers)
+            raise AssertionError(f"{current} < {target} after {timeout} s\n{logs}")
+        await asyncio.sleep(0.1)
+
+
 async def test_malformed_responses_are_never_written(
     fault_db_url: str,
     servers: tuple[StandinServer, StandinServer],

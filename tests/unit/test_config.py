@@ -455,3 +455,29 @@ def test_settings_are_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     settings: Settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.concurrency = 99
+
+
+def test_a_model_version_defaults_to_1_and_may_be_set(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[models.e5_small]\nversion = "2024-06 fine-tune"\n')
+    settings = load_settings(path)
+
+    assert settings.models["e5_small"].version == "2024-06 fine-tune"
+    assert settings.models["bge_m3"].version == "1"
+
+
+def test_an_empty_or_control_character_version_is_refused(tmp_path: Path) -> None:
+    assert "models.e5_small.version" in config_error(
+        write_config(tmp_path, '[models.e5_small]\nversion = ""\n')
+    )
+    assert "models.e5_small.version" in config_error(
+        write_config(tmp_path, '[models.e5_small]\nversion = "a\\nb"\n')
+    )
+
+
+def test_a_model_name_must_be_plain(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        "[models.\"mini lm\"]\nurl = \"http://x:1\"\ndimension = 8\ncolumn = \"c\"\n"
+        "flag_column = \"f\"\n",
+    )
+    assert "models.mini lm: a model's name is 1 to 63 letters" in config_error(path)

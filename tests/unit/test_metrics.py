@@ -182,3 +182,29 @@ def test_registries_are_separate() -> None:
     assert value(first, "embedworker_wakeups_total", reason="notify") == 1
     assert value(second, "embedworker_wakeups_total", reason="notify") == 0
     assert REGISTRY.get_sample_value("embedworker_wakeups_total", {"reason": "notify"}) is None
+
+
+def test_parked_items_and_model_coverage(metrics: Metrics) -> None:
+    from embedworker.db.coverage import ModelCoverage
+
+    metrics.set_queue_depth(make_status(
+        waiting_for_model=4, waiting_by_model={"bge_m3": 4},
+        models={"e5_small": ModelCoverage("2", current=7, outdated=3, missing=1)},
+    ))
+
+    assert value(metrics, "embedworker_queue_queued_items", state="waiting_for_model") == 4
+    assert value(metrics, "embedworker_queue_waiting_items", model="bge_m3") == 4
+    assert value(metrics, "embedworker_model_vectors", model="e5_small", state="current") == 7
+    assert value(metrics, "embedworker_model_vectors", model="e5_small", state="outdated") == 3
+    assert value(metrics, "embedworker_model_vectors", model="e5_small", state="missing") == 1
+    assert value(metrics, "embedworker_model_version_info", model="e5_small", version="2") == 1
+
+    # Nothing waits any more, and the version changed: the old series do not linger.
+    metrics.set_queue_depth(make_status(
+        models={"e5_small": ModelCoverage("3", current=0, outdated=11, missing=0)},
+    ))
+    assert value(metrics, "embedworker_queue_waiting_items", model="bge_m3") == 0
+    got = samples(metrics)
+    assert ("embedworker_model_version_info",
+            frozenset({("model", "e5_small"), ("version", "2")})) not in got
+    assert value(metrics, "embedworker_model_version_info", model="e5_small", version="3") == 1

@@ -89,3 +89,21 @@ def test_format_duration() -> None:
     assert format_duration(65) == "1 min 05 s"
     assert format_duration(2 * 3600 + 3 * 60) == "2 h 03 min"
     assert format_duration(3 * 86400 + 4 * 3600) == "3 d 04 h"
+
+
+def test_report_shows_parked_items_and_each_models_coverage() -> None:
+    from embedworker.db.coverage import ModelCoverage
+
+    text = render_status(status(
+        waiting_for_model=12, waiting_by_model={"bge_m3": 12},
+        models={"e5_small": ModelCoverage("2", current=900, outdated=200, missing=0),
+                "bge_m3": ModelCoverage("1", current=1100, outdated=0, missing=0)},
+    ))
+    lines = text.splitlines()
+
+    waiting = next(line for line in lines if "waiting for a model" in line)
+    assert waiting.split()[4:] == ["12", "bge_m3", "12"]
+    e5 = next(line for line in lines if line.startswith("e5_small"))
+    assert e5.split() == ["e5_small", "2", "900", "200", "0", "embedworker", "reembed", "e5_small"]
+    bge = next(line for line in lines if line.startswith("bge_m3"))
+    assert bge.split() == ["bge_m3", "1", "1100", "0", "0"]
