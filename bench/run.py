@@ -98,7 +98,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import breakdown
 import harness
+import startup
 from harness import (
     DEFAULT_CAPS,
     FILLER,
@@ -392,10 +394,12 @@ async def scenario_startup(pg: Postgres, args: argparse.Namespace) -> dict[str, 
                 runs.append({"wall_s": round(result.wall_s, 3), "cpu_s": round(result.cpu_s, 3),
                              "peak_rss_mb": round(result.max_rss_mb, 1),
                              "exit_code": result.exit_code})
-    log(f"startup: {runs}")
+    first_claim = await startup.time_to_first_claim(pg, args.log_dir)
+    log(f"startup: {runs}; first claim after {first_claim}")
     return {"runs": runs, "wall_s": min(r["wall_s"] for r in runs),
             "cpu_s": min(r["cpu_s"] for r in runs),
-            "peak_rss_mb": min(r["peak_rss_mb"] for r in runs)}
+            "peak_rss_mb": min(r["peak_rss_mb"] for r in runs),
+            "first_claim": first_claim}
 
 
 # -- latency ---------------------------------------------------------------------------------
@@ -903,8 +907,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="one more drain (fast, 0 ms) under py-spy; prints the hot spots")
     parser.add_argument("--profile-whatif", default="",
                         help="bench/whatif.py patches for the profiled drain")
-    parser.add_argument("--profile-protocol", choices=("hfspace", "openai"), default="hfspace",
-                        help="the protocol of the profiled drain (openai: base64 answers)")
+    parser.add_argument("--profile-protocol", type=lambda t: [x for x in t.split(",") if x],
+                        default=["hfspace", "openai"],
+                        help="the profiled drains' protocols (default hfspace,openai)")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra environment variable for every worker process "
                              "(repeatable), e.g. MALLOC_MMAP_THRESHOLD_=131072")
@@ -1033,15 +1038,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "profile" in args.only and shutil.which(harness.py_spy()) is None:
             log("profile: py-spy is not installed (pip install py-spy): skipped")
         elif "profile" in args.only:
-            profile = args.out / "profile-drain.txt"
-            row = await drain_run(pg, args, kind="fast", latency_ms=0, items=args.items,
-                                  concurrency=args.concurrency, batch=args.batch_size,
-                                  label="profile", profile=profile,
-                                  patches=args.profile_whatif,
-                                  protocol=args.profile_protocol)
-            if profile.exists():
-                row["profile"] = summarize_profile(profile)
-            results["profile"] = row
+            profiles = {}
+            for protocol in args.profile_protocol:
+                profile = args.out / f"profile-drain-{protocol}.txt"
+                row = await drain_run(pg, args, kind="fast", latency_ms=0, items=args.items,
+                                      concurrency=args.concurrency, batch=args.batch_size,
+                                      label="profile", profile=profile,
+                                      patches=args.profile_whatif, protocol=protocol)
+                if profile.exists():
+                    row["profile"] = summarize_profile(profile)
+                    row["breakdown"] = breakdown.categorize(profile)
+                profiles[protocol] = row
+            results["profile"] = profiles
         if "grid" in args.only:
             grid = []
             for latency in args.latencies:

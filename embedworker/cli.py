@@ -14,28 +14,24 @@ from typing import Any
 import asyncpg
 import structlog
 
-from embedworker import __version__, tracking
-from embedworker.checks import run_checks
+from embedworker import __version__
 from embedworker.config import ConfigError, Settings, load_settings
-from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
-from embedworker.db.queue import check_model_columns
-from embedworker.db.reembed import DEFAULT_CHUNK_SIZE, REEMBED_PRIORITY, ReembedProgress, reembed
-from embedworker.db.stats import queue_status, to_json_dict
-from embedworker.logs import configure_logging
-from embedworker.schedules import MANUAL_JOBS
-from embedworker.service import (
+from embedworker.db.reembed import DEFAULT_CHUNK_SIZE, REEMBED_PRIORITY
+from embedworker.exits import (
+    EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_UNAVAILABLE,
-    SchemaError,
-    Service,
-    model_columns,
+    EXIT_USAGE,
 )
-from embedworker.status_text import render_status
+from embedworker.logs import configure_logging
 
-EXIT_USAGE = 2
-EXIT_CONFIG = 78  # sysexits EX_CONFIG: the configuration is invalid
+# Each command imports what only it needs when it runs, so that `run` starts claiming without
+# loading the other commands' modules.
+
+# The jobs of `maintenance JOB` (embedworker.schedules.MANUAL_JOBS, which a test compares).
+MAINTENANCE_JOBS = ("cleanup", "reset-stuck", "retry-failed")
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what is in the queue, and what failed")
     status.add_argument("--json", action="store_true", help="the same as JSON")
     maintenance = commands.add_parser("maintenance", help="run one maintenance job now")
-    maintenance.add_argument("job", choices=sorted(MANUAL_JOBS), help=(
+    maintenance.add_argument("job", choices=MAINTENANCE_JOBS, help=(
         "cleanup: delete old 'completed' and 'failed' rows; retry-failed: 'failed' and "
         "stranded 'queued' rows back to 'queued'; reset-stuck: 'processing' and 'failed' "
         "back to 'queued'"
@@ -132,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     configure_logging(settings.log_level)
     command: Command = _COMMANDS[args.command]
+    from embedworker.service import SchemaError
+
     try:
         return asyncio.run(command(settings, args))
     except asyncpg.ClientConfigurationError as exc:  # an InterfaceError: before UNAVAILABLE
@@ -157,6 +155,8 @@ async def _connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from embedworker.db import migrations
+
     async with _connection(settings) as conn:
         applied = await migrations.migrate(conn, settings.channel)
     log.info("migrate.done", applied=applied, current=not applied)
@@ -165,14 +165,20 @@ async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker.service import Service
+
     return await Service(settings, config_path=args.config).run()
 
 
 async def _drain(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker.service import Service
+
     return await Service(settings, drain=True, config_path=args.config).run()
 
 
 async def _check(settings: Settings, _args: argparse.Namespace) -> int:
+    from embedworker.checks import run_checks
+
     results = await run_checks(settings)
     for result in results:
         print(result.line())
@@ -180,6 +186,10 @@ async def _check(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker.db.stats import queue_status, to_json_dict
+    from embedworker.service import model_columns
+    from embedworker.status_text import render_status
+
     async with _connection(settings) as conn:
         status = await queue_status(conn, default_max_retries=settings.max_retries,
                                     models=model_columns(settings))
@@ -191,6 +201,8 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker.schedules import MANUAL_JOBS
+
     async with _connection(settings) as conn:
         counts = await MANUAL_JOBS[args.job](conn, settings)
     print(f"{args.job}: " + ", ".join(f"{name} {value}" for name, value in counts.items()))
@@ -198,6 +210,8 @@ async def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _track(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker import tracking
+
     async with _connection(settings) as conn:
         await tracking.track(
             conn, args.table, args.content_type, args.columns, id_column=args.id_column,
@@ -210,6 +224,8 @@ async def _track(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _untrack(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker import tracking
+
     async with _connection(settings) as conn:
         removed = await tracking.untrack(conn, args.content_type)
     print(f"{args.content_type}: " + ("no longer tracked" if removed else "not tracked"))
@@ -217,6 +233,8 @@ async def _untrack(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _tracked(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker import tracking
+
     async with _connection(settings) as conn:
         tables = await tracking.tracked(conn)
     if args.json:
@@ -227,6 +245,7 @@ async def _tracked(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+
     async with _connection(settings) as conn:
         await _backfill_with_progress(conn, args.content_type, args.chunk_size)
     return EXIT_OK
@@ -235,6 +254,8 @@ async def _backfill(settings: Settings, args: argparse.Namespace) -> int:
 async def _backfill_with_progress(
     conn: asyncpg.Connection, content_type: str, chunk_size: int
 ) -> None:
+    from embedworker import tracking
+
     def progress(done: tracking.BackfillProgress) -> None:
         print(f"\r{content_type}: scanned {done.scanned}, queued {done.queued}", end="",
               flush=True)
@@ -245,6 +266,10 @@ async def _backfill_with_progress(
 
 
 async def _reembed(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker.db.queue import check_model_columns
+    from embedworker.db.reembed import ReembedProgress, reembed
+    from embedworker.service import model_columns
+
     models = {model.name: model for model in model_columns(settings)}
     model = models.get(args.model)
     if model is None:

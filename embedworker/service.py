@@ -27,6 +27,7 @@ from embedworker.db.queue import QueueStore
 from embedworker.db.stats import QueueStatus, queue_status
 from embedworker.db.vectors import ModelColumns
 from embedworker.embedders import Embedder, build_embedder
+from embedworker.exits import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE
 from embedworker.http import HealthReport, ObservabilityServer, parse_listen, readiness
 from embedworker.listener import Listener
 from embedworker.logs import configure_logging
@@ -38,9 +39,6 @@ from embedworker.worker import Model, Runtime, Worker, WorkerOptions, build_mode
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE
 RELEASE_TIMEOUT_S = 5.0
 # /metrics and /status recount each model's coverage at most this often.
 COVERAGE_MAX_AGE_S = 60.0

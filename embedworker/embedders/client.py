@@ -13,9 +13,10 @@ from typing import Any, Protocol
 import httpx
 
 from embedworker.config import ModelSettings
-from embedworker.embedders.base import Embeddings, check_vectors
+from embedworker.embedders.base import Embeddings
+from embedworker.embedders.decode import decode_vectors
 from embedworker.embedders.errors import ErrorKind, ModelError
-from embedworker.embedders.http import decode_json, get_ok, make_client, post_raw, with_retries
+from embedworker.embedders.http import get_ok, make_client, post_raw, with_retries
 from embedworker.embedders.limits import RateLimiter
 from embedworker.embedders.replicas import Replica, ReplicaSet
 
@@ -25,6 +26,8 @@ class Wire(Protocol):
 
     embed_path: str
     health_path: str
+    # Where the list of rows is in an answer, for the one-pass decoding (embedders.decode).
+    rows_at: tuple[str, ...] | None
 
     def payload(self, texts: list[str]) -> dict[str, Any]: ...
 
@@ -69,8 +72,7 @@ class HttpEmbedder:
                 f"{len(inputs)} inputs exceed the server's batch limit of {self.max_batch}",
             )
         content = await with_retries(lambda: self._send(inputs))
-        body = decode_json(content)
-        return check_vectors(self._wire.vectors(body, len(inputs)), len(inputs), self.dimension)
+        return decode_vectors(content, self._wire, len(inputs), self.dimension)
 
     async def healthy(self) -> bool:
         return await self._replicas.any_healthy()

@@ -16,6 +16,7 @@ from embedworker.embedders.errors import ErrorKind, ModelError
 class HfSpaceWire:
     embed_path = "/embed/batch"
     health_path = "/healthz"
+    rows_at: tuple[str, ...] | None = ("embeddings",)
 
     def __init__(self, settings: ModelSettings):
         self._task = settings.task

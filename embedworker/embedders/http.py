@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,7 +12,9 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from embedworker.embedders.decode import decode_json
 from embedworker.embedders.errors import ErrorKind, ModelError
+from embedworker.embedders.transport import AiohttpTransport
 
 # Attempts of one request before a transient error is given back to the worker.
 REQUEST_ATTEMPTS = 3
@@ -24,13 +25,16 @@ _BATCH_SIZE_WORDS = ("batch", "too many", "too large", "too big", "max_client_ba
 T = TypeVar("T")
 
 
+MAX_CONNECTIONS = 32
+
+
 def make_client(base_url: str, timeout_s: float, api_key: str | None) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return httpx.AsyncClient(
         base_url=base_url,
         headers=headers,
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        transport=AiohttpTransport(max_connections=MAX_CONNECTIONS),
     )
 
 
@@ -106,19 +110,6 @@ async def post_raw(
     if not response.is_success:
         raise error_for_status(response)
     return content
-
-
-def decode_json(content: bytes) -> Any:
-    try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        # The standard decoder accepts the NaN and Infinity that Python servers emit, so the
-        # vector check can name the real problem.
-        return json.loads(content)
-    except ValueError:
-        raise ModelError(ErrorKind.MALFORMED, "malformed response: not JSON") from None
 
 
 _JSON = {"Content-Type": "application/json"}

@@ -13,6 +13,7 @@ from embedworker.embedders.errors import ErrorKind, ModelError
 class OllamaWire:
     embed_path = "/api/embed"
     health_path = "/api/tags"
+    rows_at: tuple[str, ...] | None = ("embeddings",)
 
     def __init__(self, settings: ModelSettings):
         assert settings.model is not None

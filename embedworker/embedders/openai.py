@@ -7,7 +7,6 @@ decode than JSON numbers; a server that ignores the option and sends numbers wor
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Any
 
@@ -21,6 +20,7 @@ from embedworker.embedders.errors import ErrorKind, ModelError
 class OpenAiWire:
     embed_path = "/v1/embeddings"
     health_path = "/v1/models"
+    rows_at: tuple[str, ...] | None = None
 
     def __init__(self, settings: ModelSettings):
         assert settings.model is not None
@@ -51,7 +51,7 @@ def _decode(embedding: Any) -> Any:
     if not isinstance(embedding, str):
         return embedding
     try:
-        raw = base64.b64decode(embedding, validate=True)
+        raw = binascii.a2b_base64(embedding, strict_mode=True)
     except (binascii.Error, ValueError):
         raise ModelError(ErrorKind.MALFORMED, "malformed response: invalid base64") from None
     if len(raw) % 4:

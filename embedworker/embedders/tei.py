@@ -18,6 +18,7 @@ from embedworker.embedders.http import get_json
 class TeiWire(AsksForLimit):
     embed_path = "/embed"
     health_path = "/health"
+    rows_at: tuple[str, ...] | None = ()
 
     def __init__(self, settings: ModelSettings):
         self._truncate = settings.truncate

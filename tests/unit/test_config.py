@@ -481,3 +481,10 @@ def test_a_model_name_must_be_plain(tmp_path: Path) -> None:
         "flag_column = \"f\"\n",
     )
     assert "models.mini lm: a model's name is 1 to 63 letters" in config_error(path)
+
+
+def test_the_command_line_offers_every_maintenance_job() -> None:
+    from embedworker.cli import MAINTENANCE_JOBS
+    from embedworker.schedules import MANUAL_JOBS
+
+    assert sorted(MAINTENANCE_JOBS) == sorted(MANUAL_JOBS)
