@@ -7,6 +7,7 @@ counts as decoding. The categories are those the issue "Faster per core" measure
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 # (what a frame contains, category), tried in order for each frame from the innermost out.
@@ -36,17 +37,21 @@ RULES: tuple[tuple[str, str], ...] = (
 OTHER = "other"
 
 
+def read_stacks(path: Path) -> Iterator[tuple[list[str], int]]:
+    """(frames, outermost first; samples) of each line of py-spy's raw output."""
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack:
+            yield stack.split(";"), int(count_text)
+
+
 def categorize(path: Path) -> list[tuple[str, float]]:
     """Share (%) of the samples per category, largest first."""
     counts: dict[str, int] = {}
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
+    for frames, count in read_stacks(path):
         total += count
-        category = _category(stack.split(";"))
+        category = _category(frames)
         counts[category] = counts.get(category, 0) + count
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])
     return [(name, round(100 * n / max(total, 1), 1)) for name, n in ranked]

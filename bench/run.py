@@ -814,13 +814,9 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
+    for raw_frames, count in breakdown.read_stacks(path):
         frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1]
-                  + ")" if " (" in f else f for f in stack.split(";")]
+                  + ")" if " (" in f else f for f in raw_frames]
         total += count
         own[frames[-1]] = own.get(frames[-1], 0) + count
         for frame in set(frames):
