@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"embedworker {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("migrate", help="create or update the schema; safe to run again")
-    commands.add_parser("run", help="run the daemon until SIGTERM or SIGINT")
+    run = commands.add_parser("run", help="run the daemon until SIGTERM or SIGINT")
+    run.add_argument("--worker-process", type=int, metavar="N", help=argparse.SUPPRESS)
     commands.add_parser("drain", help="process everything due now, then exit")
     commands.add_parser(
         "check", help="database, schema, pgvector and every model: one line each; exit 0 or 1"
@@ -165,9 +169,29 @@ async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.worker_process is None and settings.processes > 1:
+        return await _supervise(settings, args)
+    import structlog.contextvars
+
     from embedworker.service import Service
 
-    return await Service(settings, config_path=args.config).run()
+    if args.worker_process is not None:
+        structlog.contextvars.bind_contextvars(process=args.worker_process)
+    return await Service(settings, config_path=args.config,
+                         worker_process=args.worker_process).run()
+
+
+async def _supervise(settings: Settings, args: argparse.Namespace) -> int:
+    # prometheus-client reads this when it is imported, here and in every worker process.
+    metrics_dir = tempfile.mkdtemp(prefix="embedworker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        from embedworker.supervisor import Supervisor
+
+        config = ["--config", args.config] if args.config else []
+        return await Supervisor(settings, config).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 async def _drain(settings: Settings, args: argparse.Namespace) -> int:

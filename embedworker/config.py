@@ -146,6 +146,7 @@ class Settings(BaseSettings):
     channel: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "embedding_queue"
     poll_interval_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
     concurrency: Annotated[int, Field(ge=1, le=256)] = 8
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
     max_retries: Annotated[int, Field(ge=1, le=1000)] = 3
     retry_delay_s: Annotated[float, Field(ge=0, le=86400)] = 300.0

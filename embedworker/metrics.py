@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 
@@ -12,11 +13,14 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
 from embedworker.db.stats import STATUSES, QueueStatus
 from embedworker.embedders.errors import ErrorKind
 
+# prometheus-client keeps every process's values in files here when it is set (processes > 1).
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ERROR_KINDS: tuple[str, ...] = tuple(kind.value for kind in ErrorKind)
 WAKEUP_REASONS: tuple[str, ...] = ("notify", "poll", "timer")
 LEASE_OUTCOMES: tuple[str, ...] = ("requeued", "failed")
@@ -39,6 +43,7 @@ class Metrics:
         self._statuses_seen: set[str] = set(STATUSES)
         models = list(models)
         self._models_seen: set[str] = set(models)
+        self._versions: dict[str, str] = {}
         r = self.registry
         self.items_completed = Counter(
             "embedworker_items_completed", "Items that ended 'completed'.", registry=r
@@ -60,7 +65,8 @@ class Metrics:
         )
         self.last_batch = Gauge(
             "embedworker_last_batch_timestamp_seconds",
-            "Unix time of the last batch that completed at least one item.", registry=r,
+            "Unix time of the last batch that completed at least one item.",
+            multiprocess_mode="livemax", registry=r,
         )
         self.model_seconds = Histogram(
             "embedworker_model_request_seconds", "Duration of one request to a model server.",
@@ -72,7 +78,7 @@ class Metrics:
         )
         self.model_up = Gauge(
             "embedworker_model_up", "1 while the model server is available (breaker closed).",
-            ["model"], registry=r,
+            ["model"], multiprocess_mode="livemin", registry=r,
         )
         self.lease_reclaims = Counter(
             "embedworker_lease_reclaims", "Rows taken back after their lease expired.",
@@ -83,36 +89,38 @@ class Metrics:
         )
         self.queue_items = Gauge(
             "embedworker_queue_items", "Rows of embedding_queue by status.", ["status"],
-            registry=r,
+            multiprocess_mode="livemostrecent", registry=r,
         )
         self.queue_queued_items = Gauge(
             "embedworker_queue_queued_items",
             "Queued rows: due now, scheduled later, or stranded (never claimable).",
-            ["state"], registry=r,
+            ["state"], multiprocess_mode="livemostrecent", registry=r,
         )
         self.queue_oldest_due_age = Gauge(
             "embedworker_queue_oldest_due_age_seconds",
-            "How long the longest-waiting due item has been due (0 when none is).", registry=r,
+            "How long the longest-waiting due item has been due (0 when none is).",
+            multiprocess_mode="livemostrecent", registry=r,
         )
         self.model_vectors = Gauge(
             "embedworker_model_vectors",
             "Live embeddings rows with the model's vector of its current version, of another"
             " version, or none.",
-            ["model", "state"], registry=r,
+            ["model", "state"], multiprocess_mode="livemostrecent", registry=r,
         )
         self.model_version = Gauge(
             "embedworker_model_version_info",
-            "The version each model's new vectors are recorded as (always 1).",
-            ["model", "version"], registry=r,
+            "1 for the version each model's new vectors are recorded as; 0 for earlier ones.",
+            ["model", "version"], multiprocess_mode="livemostrecent", registry=r,
         )
         self.queue_waiting = Gauge(
             "embedworker_queue_waiting_items",
             "Queued rows parked until the model they wait for answers again.", ["model"],
-            registry=r,
+            multiprocess_mode="livemostrecent", registry=r,
         )
         self.queue_stats_up = Gauge(
             "embedworker_queue_stats_up",
-            "1 if the last refresh of the queue gauges succeeded, 0 if it failed.", registry=r,
+            "1 if the last refresh of the queue gauges succeeded, 0 if it failed.",
+            multiprocess_mode="livemostrecent", registry=r,
         )
         for reason in WAKEUP_REASONS:
             self.wakeups.labels(reason=reason)
@@ -172,8 +180,12 @@ class Metrics:
         for model in set(status.waiting_by_model) | self._models_seen:
             self.queue_waiting.labels(model=model).set(status.waiting_by_model.get(model, 0))
         self._models_seen.update(status.waiting_by_model)
-        self.model_version.clear()
         for model, coverage in status.models.items():
+            previous = self._versions.get(model)
+            if previous is not None and previous != coverage.version:
+                # 0, not removed: prometheus-client cannot remove a series in multiprocess mode
+                self.model_version.labels(model=model, version=previous).set(0)
+            self._versions[model] = coverage.version
             self.model_version.labels(model=model, version=coverage.version).set(1)
             self.model_vectors.labels(model=model, state="current").set(coverage.current)
             self.model_vectors.labels(model=model, state="outdated").set(coverage.outdated)
@@ -186,5 +198,17 @@ class Metrics:
         self.queue_stats_up.set(0)
 
     def render(self) -> tuple[bytes, str]:
-        """The exposition: (body, content type)."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The exposition: (body, content type). Under ``processes`` > 1 it is every worker
+        process's metrics together: counters and histograms summed, gauges as their
+        multiprocess_mode says (a model is up only where every process finds it up)."""
+        return generate_latest(collected_registry(self.registry)), CONTENT_TYPE_LATEST
+
+
+def collected_registry(own: CollectorRegistry) -> CollectorRegistry:
+    """``own``, or, where the processes of one service share PROMETHEUS_MULTIPROC_DIR, a
+    registry that reads all of their values."""
+    if not os.environ.get(MULTIPROCESS_ENV):
+        return own
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry

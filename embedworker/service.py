@@ -6,7 +6,6 @@ import asyncio
 import signal
 import time
 from contextlib import suppress
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,9 @@ from embedworker.db.connect import (
     describe,
     wait_for_database,
 )
-from embedworker.db.coverage import ModelCoverage, model_coverage, reembed_advice
+from embedworker.db.coverage import model_coverage, reembed_advice
 from embedworker.db.queue import QueueStore
-from embedworker.db.stats import QueueStatus, queue_status
+from embedworker.db.stats import QueueStatus, StatusReader
 from embedworker.db.vectors import ModelColumns
 from embedworker.embedders import Embedder, build_embedder
 from embedworker.exits import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE
@@ -40,10 +39,8 @@ from embedworker.worker import Model, Runtime, Worker, WorkerOptions, build_mode
 log = structlog.get_logger(__name__)
 
 RELEASE_TIMEOUT_S = 5.0
-# /metrics and /status recount each model's coverage at most this often.
-COVERAGE_MAX_AGE_S = 60.0
 # Settings a reload cannot change in a running process.
-RESTART_ONLY = ("database_url", "channel", "http_listen")
+RESTART_ONLY = ("database_url", "channel", "http_listen", "processes")
 
 
 class SchemaError(Exception):
@@ -82,10 +79,14 @@ class Service:
         *,
         drain: bool = False,
         config_path: Path | str | None = None,
+        worker_process: int | None = None,
     ):
+        """``worker_process``: this daemon is worker process N of a supervisor (``processes``
+        > 1), which serves ``http_listen`` and reports start-up coverage itself."""
         self.settings = settings
         self.drain = drain
         self.config_path = config_path
+        self.worker_process = worker_process
         self.stopping = asyncio.Event()
         self.force = asyncio.Event()
         self.waker = Waker()
@@ -102,7 +103,7 @@ class Service:
         self._all_models: list[Model] = []
         self._last_recovery = time.monotonic()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._coverage: tuple[list[ModelColumns], float, dict[str, ModelCoverage]] | None = None
+        self._status: StatusReader | None = None
 
     # -- signals --------------------------------------------------------------------------
 
@@ -217,7 +218,8 @@ class Service:
             side.append(asyncio.create_task(self._listener.run(self.stopping), name="listener"))
             side.append(asyncio.create_task(self._announce_ready(), name="ready"))
             side.append(asyncio.create_task(self._watchdog(), name="watchdog"))
-            side.append(asyncio.create_task(self._report_coverage(), name="coverage"))
+            if self.worker_process is None:
+                side.append(asyncio.create_task(self._report_coverage(), name="coverage"))
         stop_wait = asyncio.create_task(self.stopping.wait())
         exit_code = EXIT_OK
         try:
@@ -325,7 +327,7 @@ class Service:
     # -- health, readiness, /metrics and systemd's watchdog -------------------------------
 
     async def _start_http(self) -> ObservabilityServer | None:
-        if self.drain or not self.settings.http_listen:
+        if self.drain or self.worker_process is not None or not self.settings.http_listen:
             return None
         host, port = parse_listen(self.settings.http_listen)
         server = ObservabilityServer(
@@ -360,17 +362,11 @@ class Service:
         )
 
     async def queue_status(self) -> QueueStatus:
-        """The queue's figures, with each model's coverage (recounted at most every
-        COVERAGE_MAX_AGE_S: it reads the whole embeddings table)."""
+        """The queue's figures, with each model's coverage."""
         assert self._pool is not None
-        status = await queue_status(self._pool, default_max_retries=self.settings.max_retries)
-        models = model_columns(self.settings)
-        cached = self._coverage
-        if cached is None or cached[0] != models or \
-                time.monotonic() - cached[1] > COVERAGE_MAX_AGE_S:
-            cached = (models, time.monotonic(), await model_coverage(self._pool, models))
-            self._coverage = cached
-        return replace(status, models=cached[2])
+        if self._status is None:
+            self._status = StatusReader(self._pool)
+        return await self._status.read(model_columns(self.settings), self.settings.max_retries)
 
     def health_problems(self) -> list[str]:
         """Why the daemon is not healthy; empty when its loops are all ticking."""

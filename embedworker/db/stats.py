@@ -7,8 +7,9 @@ A few read-only queries. The counts come from one statement (one snapshot), so t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -182,6 +183,30 @@ async def queue_status(
             for row in recent
         ),
     )
+
+
+# /metrics and /status recount each model's coverage at most this often: it reads the whole
+# embeddings table.
+COVERAGE_MAX_AGE_S = 60.0
+
+
+class StatusReader:
+    """``queue_status`` for the observability endpoint: the queue on every call, each model's
+    coverage at most every COVERAGE_MAX_AGE_S (or when the models change)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._coverage: tuple[list[ModelColumns], float, dict[str, ModelCoverage]] | None = None
+
+    async def read(self, models: Sequence[ModelColumns], default_max_retries: int) -> QueueStatus:
+        status = await queue_status(self._pool, default_max_retries=default_max_retries)
+        models = list(models)
+        cached = self._coverage
+        if cached is None or cached[0] != models or \
+                time.monotonic() - cached[1] > COVERAGE_MAX_AGE_S:
+            cached = (models, time.monotonic(), await model_coverage(self._pool, models))
+            self._coverage = cached
+        return replace(status, models=cached[2])
 
 
 def _priority_order(item: tuple[int | None, int]) -> tuple[bool, int]:

@@ -96,7 +96,7 @@ async def test_metrics_and_status_of_the_running_daemon_show_parked_work_and_cov
 ) -> None:
     import httpx
 
-    monkeypatch.setattr("embedworker.service.COVERAGE_MAX_AGE_S", 0.0)  # recount every scrape
+    monkeypatch.setattr("embedworker.db.stats.COVERAGE_MAX_AGE_S", 0.0)  # recount every scrape
     path = tmp_path / "http.toml"
     write_config(path, database_url, e5_server.url, bge_server.url, http_listen="127.0.0.1:0")
     bge_server.faults.healthy = False
