@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -128,15 +128,6 @@ async def _reloaded(service: Service) -> bool:
 
 
 # -- the daemon as a subprocess: sd_notify and journald ---------------------------------------
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify.sock"))
-    sock.settimeout(20)
-    yield sock
-    sock.close()
 
 
 def daemon_env(config_file: Path, **extra: str) -> dict[str, str]:

@@ -50,15 +50,6 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify.sock"))
-    sock.settimeout(30)
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
 def supervisor(
     tmp_path: Path, database_url: str, e5_server: StandinServer, bge_server: StandinServer,
     notify_socket: socket.socket,
