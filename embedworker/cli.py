@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from embedworker import __version__, tracking
+from embedworker import __version__, healthcheck, tracking
 from embedworker.checks import run_checks
 from embedworker.config import ConfigError, Settings, load_settings
 from embedworker.db import migrations
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("drain", help="process everything due now, then exit")
     commands.add_parser(
         "check", help="database, schema, pgvector and every model: one line each; exit 0 or 1"
+    )
+    commands.add_parser(
+        "healthcheck", help="ask the running daemon's /healthz (at http_listen): exit 0 or 1"
     )
     status = commands.add_parser("status", help="what is in the queue, and what failed")
     status.add_argument("--json", action="store_true", help="the same as JSON")
@@ -131,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"embedworker: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level)
+    if args.command == "healthcheck":  # a plain HTTP request: no event loop needed
+        return healthcheck.run(settings)
     command: Command = _COMMANDS[args.command]
     try:
         return asyncio.run(command(settings, args))
