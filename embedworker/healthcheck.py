@@ -1,9 +1,10 @@
 """`embedworker healthcheck`: asks a running daemon's /healthz, at the address `http_listen` says.
 
 The container image's HEALTHCHECK runs it as `python -m embedworker.healthcheck`, which imports
-only the settings and the standard library (a fifth of a second, where the full command line
-takes twice as long), so probing every 30 s costs next to nothing. Exit 0 when the daemon
-answers 200, 1 otherwise (what Docker and Podman expect of a health check), with the reason.
+only the settings and the standard library (a quarter of a second in the image, where the full
+command line takes twice as long), so probing every 30 s costs next to nothing. Exit 0 when the
+daemon answers 200, 1 otherwise (what Docker and Podman expect of a health check), with the
+reason.
 """
 
 from __future__ import annotations
