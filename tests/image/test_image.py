@@ -179,28 +179,39 @@ async def test_sighup_reloads_the_configuration_file(
     assert container.inspect()["RestartCount"] == 0
 
 
-async def test_stop_lets_the_batch_in_flight_finish_and_exits_zero(
-    containers: Containers, database_url: str, db: asyncpg.Connection,
-    e5_server: StandinServer, bge_server: StandinServer,
-) -> None:
-    grace_s = 20
-    env = daemon_env(database_url, e5_server, bge_server, unused_port(),
-                     shutdown_grace_s=grace_s)
-    # More than the grace period, as the README says to give it (podman's default is 10 s).
+async def stop_with_a_batch_in_flight(
+    containers: Containers, db: asyncpg.Connection, env: dict[str, str], e5: StandinServer,
+    *, model_latency_s: float, texts: list[str], stop_timeout_s: int,
+) -> tuple[Container, float]:
+    """Starts the daemon with ``--stop-timeout``, makes the e5 model slow, queues ``texts`` and
+    runs `podman stop` once a batch is 'processing'; returns the container and the seconds the
+    stop took."""
     container, _ = await start_healthy(
-        containers, env, options=("--stop-timeout", str(grace_s + 10))
+        containers, env, options=("--stop-timeout", str(stop_timeout_s))
     )
-    e5_server.faults.latency_s = 3.0
-    await insert_items(db, ["one", "two", "three"])
+    e5.faults.latency_s = model_latency_s
+    await insert_items(db, texts)
 
     async def in_flight() -> bool:
         return (await statuses(db)).get("processing", 0) > 0
 
     await wait_until(in_flight, timeout=15)
     started = time.monotonic()
-    await asyncio.to_thread(podman, "stop", container.name, timeout=grace_s + 30)
-    took = time.monotonic() - started
+    await asyncio.to_thread(podman, "stop", container.name, timeout=stop_timeout_s + 30)
+    return container, time.monotonic() - started
 
+
+async def test_stop_lets_the_batch_in_flight_finish_and_exits_zero(
+    containers: Containers, database_url: str, db: asyncpg.Connection,
+    e5_server: StandinServer, bge_server: StandinServer,
+) -> None:
+    grace_s = 20
+    # A stop timeout above the grace period, as the README says (podman's default is 10 s).
+    container, took = await stop_with_a_batch_in_flight(
+        containers, db,
+        daemon_env(database_url, e5_server, bge_server, unused_port(), shutdown_grace_s=grace_s),
+        e5_server, model_latency_s=3.0, texts=["one", "two", "three"], stop_timeout_s=grace_s + 10,
+    )
     assert container.exit_code() == 0
     assert took < grace_s
     assert await statuses(db) == {"completed": 3}
@@ -211,21 +222,12 @@ async def test_stop_after_the_grace_period_releases_the_batch_and_exits_zero(
     containers: Containers, database_url: str, db: asyncpg.Connection,
     e5_server: StandinServer, bge_server: StandinServer,
 ) -> None:
-    grace_s = 2
-    env = daemon_env(database_url, e5_server, bge_server, unused_port(),
-                     shutdown_grace_s=grace_s)
-    container, _ = await start_healthy(containers, env, options=("--stop-timeout", "30"))
-    e5_server.faults.latency_s = 25.0  # longer than the grace period, shorter than the timeout
-    await insert_items(db, ["slow"])
-
-    async def in_flight() -> bool:
-        return (await statuses(db)).get("processing", 0) > 0
-
-    await wait_until(in_flight, timeout=15)
-    started = time.monotonic()
-    await asyncio.to_thread(podman, "stop", container.name, timeout=60)
-    took = time.monotonic() - started
-
+    # The model takes longer than the 2 s grace period, and less than the stop timeout.
+    container, took = await stop_with_a_batch_in_flight(
+        containers, db,
+        daemon_env(database_url, e5_server, bge_server, unused_port(), shutdown_grace_s=2),
+        e5_server, model_latency_s=25.0, texts=["slow"], stop_timeout_s=30,
+    )
     assert container.exit_code() == 0
     assert took < 20  # the grace period and a little, not the model's 25 s
     rows = await db.fetch("SELECT status, retry_count FROM embedding_queue")
