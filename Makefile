@@ -11,7 +11,7 @@ DEMO_INSTALLED := $(DEMO_VENV)/.installed
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
 
-.PHONY: test lint fmt lock clean demo bench
+.PHONY: test lint fmt lock clean demo bench image-test
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ $(INSTALLED): pyproject.toml constraints.txt
 ## test: the whole suite against an embedded PostgreSQL it starts itself
 test: $(INSTALLED)
 	$(BIN)/pytest
+
+## image-test: build the image from the Dockerfile and run it under podman (tests/image; installs
+## podman, runc and mmdebstrap from Debian's packages and configures podman; needs root)
+IMAGE_PACKAGES := podman runc mmdebstrap
+image-test: $(INSTALLED)
+	dpkg -s $(IMAGE_PACKAGES) >/dev/null 2>&1 || \
+	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(IMAGE_PACKAGES); }
+	$(PYTHON) tests/image/containers_conf.py /etc/containers/containers.conf
+	RUN_IMAGE_TESTS=1 $(BIN)/pytest tests/image
 
 ## demo: see it work on an embedded PostgreSQL with local model servers (installs into .venv-demo)
 demo: $(DEMO_INSTALLED)

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", help="database, schema, pgvector and every model: one line each; exit 0 or 1"
     )
+    commands.add_parser(
+        "healthcheck", help="ask the running daemon's /healthz (at http_listen): exit 0 or 1"
+    )
     status = commands.add_parser("status", help="what is in the queue, and what failed")
     status.add_argument("--json", action="store_true", help="the same as JSON")
     maintenance = commands.add_parser("maintenance", help="run one maintenance job now")
@@ -131,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"embedworker: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level)
+    if args.command == "healthcheck":  # a plain HTTP request: no event loop needed
+        from embedworker import healthcheck
+
+        return healthcheck.run(settings)
     command: Command = _COMMANDS[args.command]
     from embedworker.service import SchemaError
 
