@@ -68,6 +68,8 @@ def check_vectors(vectors: Any, count: int, dimension: int) -> Embeddings:
 def _holds_booleans(vectors: list[Any], array: npt.NDArray[Any]) -> bool:
     """JSON true/false become 1 and 0 in ``array``; only rows holding those values are
     looked at one number at a time."""
+    if all(isinstance(row, np.ndarray) for row in vectors):  # binary rows: no JSON booleans
+        return False
     suspects = ((array == 0) | (array == 1)).any(axis=1)
     return any(
         isinstance(vectors[row], list) and any(type(value) is bool for value in vectors[row])
