@@ -13,14 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from embedworker.db.connect import create_pool
 from embedworker.db.stats import QueueStatus, queue_status
-from embedworker.http import (
+from embedworker.ops.metrics import Metrics
+from embedworker.ops.server import (
     MAX_BODY_BYTES,
     MAX_HEAD_BYTES,
     HealthReport,
     ObservabilityServer,
     readiness,
 )
-from embedworker.metrics import Metrics
 from tests.helpers import insert_items, wait_until
 
 

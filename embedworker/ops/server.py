@@ -20,7 +20,7 @@ import structlog
 
 from embedworker.db.connect import describe
 from embedworker.db.stats import QueueStatus, to_json_dict
-from embedworker.metrics import Metrics
+from embedworker.ops.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
