@@ -11,7 +11,7 @@ DEMO_INSTALLED := $(DEMO_VENV)/.installed
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
 
-.PHONY: test lint fmt lock clean demo bench
+.PHONY: test lint fmt lock clean demo bench browser-test
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(INSTALLED): pyproject.toml constraints.txt
 ## test: the whole suite against an embedded PostgreSQL it starts itself
 test: $(INSTALLED)
 	$(BIN)/pytest
+
+## browser-test: the status page in headless Chromium (installs Debian's chromium if missing)
+browser-test: $(INSTALLED)
+	command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+	TESTS_REQUIRE_TOOLS=chromium $(BIN)/pytest -m browser
 
 ## demo: see it work on an embedded PostgreSQL with local model servers (installs into .venv-demo)
 demo: $(DEMO_INSTALLED)
