@@ -11,7 +11,7 @@ DEMO_INSTALLED := $(DEMO_VENV)/.installed
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
 
-.PHONY: test lint fmt lock clean demo bench browser-test
+.PHONY: test lint fmt lock clean demo bench browser-test deploy-test
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: $(INSTALLED)
 browser-test: $(INSTALLED)
 	command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
 	TESTS_REQUIRE_TOOLS=chromium $(BIN)/pytest -m browser
+
+## deploy-test: deploy/ checked: promtool on the alert rules and their unit tests, the Kubernetes
+## manifests, the KEDA query, the metrics the rules and dashboard name (installs promtool if missing)
+deploy-test: $(INSTALLED)
+	command -v promtool >/dev/null || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
+	TESTS_REQUIRE_TOOLS=promtool $(BIN)/pytest tests/deploy tests/integration/test_scaling_query.py \
+		tests/integration/test_monitoring_metrics.py
 
 ## demo: see it work on an embedded PostgreSQL with local model servers (installs into .venv-demo)
 demo: $(DEMO_INSTALLED)
