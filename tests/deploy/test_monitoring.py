@@ -56,7 +56,8 @@ def test_the_alerts_the_issue_asks_for_exist_with_severity_and_text() -> None:
     assert set(found) >= REQUIRED_ALERTS
     for name, rule in found.items():
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
-        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+        assert rule["annotations"]["summary"], name
+        assert rule["annotations"]["description"], name
 
 
 def test_every_alert_has_unit_tests_that_make_it_fire_and_stay_quiet() -> None:
@@ -84,7 +85,8 @@ def test_the_dashboard_is_well_formed() -> None:
     taken: set[tuple[int, int]] = set()
     for panel in board["panels"]:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= GRID_COLUMNS, panel["title"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= GRID_COLUMNS, panel["title"]
         cells = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
                  for y in range(grid["y"], grid["y"] + grid["h"])}
         assert not cells & taken, f"{panel['title']} overlaps another panel"
@@ -93,7 +95,8 @@ def test_the_dashboard_is_well_formed() -> None:
             continue
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         ref_ids = [target["refId"] for target in panel["targets"]]
-        assert ref_ids and len(ref_ids) == len(set(ref_ids)), panel["title"]
+        assert ref_ids, panel["title"]
+        assert len(ref_ids) == len(set(ref_ids)), panel["title"]
         for target in panel["targets"]:
             used = set(re.findall(r"\$\{?(\w+)", target["expr"]))
             assert used <= variables | GRAFANA_BUILTINS, (panel["title"], used)
