@@ -14,7 +14,6 @@ from embedworker.config import Settings
 from embedworker.standin import StandinServer
 from tests.browser import Element, dump_dom, parse_dom
 from tests.helpers import insert_items, running_daemon, statuses, wait_until
-from tests.tools import require_tool
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +42,6 @@ async def test_the_status_page_shows_the_queue_models_throughput_and_failures(
     make_settings: Callable[..., Settings],
     bge_server: StandinServer,
 ) -> None:
-    require_tool("chromium")  # before starting anything
     settings = make_settings(
         http_listen="127.0.0.1:0", models={"e5_small": {"api_key": SECRET_KEY}}
     )
