@@ -11,7 +11,7 @@ DEMO_INSTALLED := $(DEMO_VENV)/.installed
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
 
-.PHONY: test lint fmt lock clean demo bench image-test
+.PHONY: test lint fmt lock clean demo bench image-test browser-test deploy-test
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ image-test: $(INSTALLED)
 	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(IMAGE_PACKAGES); }
 	$(PYTHON) tests/image/containers_conf.py /etc/containers/containers.conf
 	RUN_IMAGE_TESTS=1 $(BIN)/pytest tests/image
+## browser-test: the status page in headless Chromium (installs Debian's chromium if missing)
+browser-test: $(INSTALLED)
+	command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+	TESTS_REQUIRE_TOOLS=chromium $(BIN)/pytest -m browser
+
+## deploy-test: deploy/ checked: promtool on the alert rules and their unit tests, the Kubernetes
+## manifests, the KEDA query, the metrics the rules and dashboard name (installs promtool if missing)
+deploy-test: $(INSTALLED)
+	command -v promtool >/dev/null || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
+	TESTS_REQUIRE_TOOLS=promtool $(BIN)/pytest tests/deploy tests/integration/test_scaling_query.py \
+		tests/integration/test_monitoring_metrics.py
 
 ## demo: see it work on an embedded PostgreSQL with local model servers (installs into .venv-demo)
 demo: $(DEMO_INSTALLED)

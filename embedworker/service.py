@@ -27,10 +27,10 @@ from embedworker.db.stats import QueueStatus, StatusReader
 from embedworker.db.vectors import ModelColumns
 from embedworker.embedders import Embedder, build_embedder
 from embedworker.exits import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE
-from embedworker.http import HealthReport, ObservabilityServer, parse_listen, readiness
 from embedworker.listener import Listener
 from embedworker.logs import configure_logging
-from embedworker.metrics import Metrics
+from embedworker.ops.metrics import Metrics
+from embedworker.ops.server import HealthReport, ObservabilityServer, parse_listen, readiness
 from embedworker.schedules import Scheduler
 from embedworker.systemd import notify, watchdog_interval_s
 from embedworker.waker import Waker

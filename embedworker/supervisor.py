@@ -37,8 +37,8 @@ from embedworker.config import Settings
 from embedworker.db.connect import DATABASE_ERRORS, create_pool
 from embedworker.db.stats import QueueStatus, StatusReader
 from embedworker.exits import EXIT_FAILURE, EXIT_OK
-from embedworker.http import HealthReport, ObservabilityServer, parse_listen
-from embedworker.metrics import MULTIPROCESS_ENV, Metrics, collected_registry
+from embedworker.ops.metrics import MULTIPROCESS_ENV, Metrics, collected_registry
+from embedworker.ops.server import HealthReport, ObservabilityServer, parse_listen
 from embedworker.systemd import notify, watchdog_interval_s
 
 log = structlog.get_logger(__name__)

@@ -60,7 +60,7 @@ class QueuePort(Protocol):
 
 
 class WorkerMetrics(Protocol):
-    """The numbers the worker reports (implemented by metrics.Metrics)."""
+    """The numbers the worker reports (implemented by ops.metrics.Metrics)."""
 
     def batch_finished(
         self, size: int, completed: int, retrying: int, failed: int, seconds: float

@@ -20,10 +20,21 @@ from pgvector.asyncpg import register_vector
 from embedworker.config import Settings
 from embedworker.db import migrations
 from embedworker.standin import StandinServer
+from tests.tools import require_tool
 
 TEMPLATE_DB = "embedworker_template"
+# Tests marked with one of these need the system tool, and are skipped (before any fixture
+# starts) where it is missing; see tests/tools.py.
+TOOL_OF_MARKER = {"browser": "chromium", "promtool": "promtool"}
 ENV_PREFIXES = ("EMBEDWORKER_",)
 ENV_NAMES = ("DATABASE_URL",)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, tool in TOOL_OF_MARKER.items():
+        if item.get_closest_marker(marker) is not None:
+            require_tool(tool)
 
 
 def with_database(url: str, name: str) -> str:

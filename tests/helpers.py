@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import asyncpg
 
+from embedworker.config import Settings
+from embedworker.service import Service
 from embedworker.standin import TASK_PREFIXES, deterministic_vector
 
 
@@ -67,3 +70,17 @@ async def insert_items(
         first_id,
     )
     return [row["id"] for row in rows]
+
+
+@asynccontextmanager
+async def running_daemon(settings: Settings) -> AsyncIterator[Service]:
+    """The daemon in this event loop (ready: database and LISTEN up); stopped, and its exit
+    code checked, on the way out."""
+    service = Service(settings)
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.ready.wait(), 20)
+        yield service
+    finally:
+        service.request_stop()
+        assert await asyncio.wait_for(task, 30) == 0

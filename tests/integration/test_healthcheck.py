@@ -12,8 +12,8 @@ import pytest
 from embedworker import cli, healthcheck
 from embedworker.config import Settings
 from embedworker.db.stats import QueueStatus
-from embedworker.http import HealthReport, ObservabilityServer
-from embedworker.metrics import Metrics
+from embedworker.ops.metrics import Metrics
+from embedworker.ops.server import HealthReport, ObservabilityServer
 
 
 class Health:

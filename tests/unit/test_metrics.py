@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from embedworker.db.stats import QueueStatus
 from embedworker.embedders import ErrorKind
-from embedworker.metrics import Metrics
+from embedworker.ops.metrics import Metrics
 
 Labels = frozenset[tuple[str, str]]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedworker.http import parse_listen, readiness
+from embedworker.ops.server import parse_listen, readiness
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -13,14 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from embedworker.db.connect import create_pool
 from embedworker.db.stats import QueueStatus, queue_status
-from embedworker.http import (
+from embedworker.ops.metrics import Metrics
+from embedworker.ops.server import (
     MAX_BODY_BYTES,
     MAX_HEAD_BYTES,
     HealthReport,
     ObservabilityServer,
     readiness,
 )
-from embedworker.metrics import Metrics
 from tests.helpers import insert_items, wait_until
 
 
@@ -32,12 +35,14 @@ class Checks:
     database: bool = True
     listener: bool = True
     models: dict[str, bool] = field(default_factory=lambda: {"e5_small": True, "bge_m3": True})
+    problems: dict[str, str] = field(default_factory=dict)
 
     def healthz(self) -> HealthReport:  # a plain function: the server accepts both kinds
         return self.health
 
     async def readyz(self) -> HealthReport:
-        return readiness(database=self.database, listener=self.listener, models=self.models)
+        return readiness(database=self.database, listener=self.listener, models=self.models,
+                         model_problems=self.problems)
 
 
 @dataclass
@@ -266,6 +271,100 @@ async def test_status_when_the_database_is_down() -> None:
         "status": "fail",
         "reasons": ["queue statistics unavailable: ConnectionRefusedError: database is down"],
     }
+
+
+# --- the status page and its data ------------------------------------------------------------
+
+SECRET_TEXT = "TOPSECRET content text of a private post"
+
+
+async def test_the_status_page_is_self_contained_html(running: Running) -> None:
+    response = await running.client.get("/")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    page = response.text
+    assert page.startswith("<!doctype html>")
+    # Nothing is loaded from elsewhere: no URL with a scheme or protocol-relative, no linked
+    # script, style sheet or image; the only absolute URL is the SVG namespace (not fetched).
+    assert re.findall(r"(?:https?:)?//[\w.-]+", page) == ["http://www.w3.org"] * page.count(
+        "http://www.w3.org/2000/svg"
+    )
+    assert not re.search(r"<(script|img|iframe)[^>]*\ssrc=|<link[^>]*stylesheet|@import|url\(",
+                         page, re.IGNORECASE)
+    # The inline style and script are exactly the ones the policy allows.
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "connect-src 'self'" in policy
+    for tag in ("style", "script"):
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+        assert len(blocks) == 1
+        digest = base64.b64encode(hashlib.sha256(blocks[0].encode()).digest()).decode()
+        assert f"{tag}-src 'sha256-{digest}'" in policy
+
+
+async def test_overview_json_has_what_the_page_shows_and_no_content_text(
+    running: Running, db: asyncpg.Connection
+) -> None:
+    await insert_items(db, [SECRET_TEXT + " one", SECRET_TEXT + " two", SECRET_TEXT + " three"])
+    await db.execute(
+        "UPDATE embedding_queue SET status = 'failed', error_message = 'HTTP 422: too long'"
+        " WHERE content_id = 1"
+    )
+    await db.execute(
+        "UPDATE embedding_queue SET waiting_for = ARRAY['bge_m3'] WHERE content_id = 2"
+    )
+    running.checks.models = {"e5_small": True, "bge_m3": False}
+    running.checks.problems = {"bge_m3": "HTTP 401: denied (check the model's api_key)"}
+    running.metrics.batch_finished(size=3, completed=2, retrying=0, failed=1, seconds=0.1)
+
+    response = await running.client.get("/overview.json")
+
+    assert response.status_code == 200
+    assert SECRET_TEXT not in response.text
+    body = response.json()
+    assert body["ready"] == {"ok": True, "reasons": []}
+    assert body["health"] == {"ok": True, "reasons": []}
+    assert body["queue"]["byStatus"]["failed"] == 1
+    assert body["queue"]["due"] == 1
+    assert body["queue"]["waitingForModel"] == 1
+    assert body["queue"]["failedByError"] == [{"error": "HTTP 422: too long", "count": 1}]
+    assert body["queueError"] is None
+    assert body["models"]["e5_small"]["up"] is True
+    assert body["models"]["bge_m3"] == {
+        "up": False, "problem": "HTTP 401: denied (check the model's api_key)",
+        "version": None, "current": None, "outdated": None, "missing": None, "waiting": 1,
+    }
+    throughput = body["throughput"]
+    assert throughput["bucketSeconds"] == 60
+    assert len(throughput["completed"]) == len(throughput["failed"]) == 60
+    assert (throughput["completed"][-1], throughput["failed"][-1]) == (2, 1)
+    assert sum(throughput["completed"]) == 2
+
+
+async def test_overview_json_while_the_database_is_down() -> None:
+    checks = Checks(database=False)
+    running = await serve(broken, checks)
+    try:
+        response = await running.client.get("/overview.json")
+        page = await running.client.get("/")
+    finally:
+        await running.client.aclose()
+        await running.server.stop()
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["queue"] is None
+    assert body["queueError"] == (
+        "queue statistics unavailable: ConnectionRefusedError: database is down"
+    )
+    assert body["ready"] == {"ok": False, "reasons": ["database: unreachable"]}
+    assert body["models"]["e5_small"] == {
+        "up": True, "problem": None, "version": None, "current": None, "outdated": None,
+        "missing": None, "waiting": None,
+    }
+    assert page.status_code == 200
 
 
 # --- protocol -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from prometheus_client import (
 
 from embedworker.db.stats import STATUSES, QueueStatus
 from embedworker.embedders.errors import ErrorKind
+from embedworker.ops.throughput import Throughput
 
 # prometheus-client keeps every process's values in files here when it is set (processes > 1).
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -35,11 +36,14 @@ class Metrics:
     """Every metric the daemon exports; the worker, the embedders and the HTTP server feed it.
 
     ``models`` pre-creates the per-model series (at zero), so rates exist before any error.
+    ``throughput`` keeps the last hour's completed and failed items per minute for the status
+    page (Prometheus has the counters; the page needs no Prometheus).
     """
 
     def __init__(self, models: Iterable[str] = (), *, clock: Callable[[], float] = time.time):
         self.registry = CollectorRegistry(auto_describe=True)
         self._clock = clock
+        self.throughput = Throughput()
         self._statuses_seen: set[str] = set(STATUSES)
         models = list(models)
         self._models_seen: set[str] = set(models)
@@ -139,6 +143,7 @@ class Metrics:
         self.items_completed.inc(completed)
         self.items_retried.inc(retrying)
         self.items_failed.inc(failed)
+        self.throughput.record(completed, failed)
         self.batch_size.observe(size)
         self.batch_duration.observe(seconds)
         if completed > 0:

@@ -1,4 +1,5 @@
-"""A tiny HTTP/1.1 server for operators: /healthz, /readyz, /metrics and /status.
+"""A tiny HTTP/1.1 server for operators: /healthz, /readyz, /metrics, /status, and the status
+page at / with its data, /overview.json.
 
 One request per connection (every response says ``Connection: close``), bounded in size and in
 time; only GET is served. Built on asyncio streams so the daemon needs no web framework.
@@ -20,7 +21,8 @@ import structlog
 
 from embedworker.db.connect import describe
 from embedworker.db.stats import QueueStatus, to_json_dict
-from embedworker.metrics import Metrics
+from embedworker.ops.metrics import Metrics
+from embedworker.ops.status_page import HTML_TYPE, overview, status_page
 
 log = structlog.get_logger(__name__)
 
@@ -155,6 +157,8 @@ class ObservabilityServer:
             "/readyz": self._get_readyz,
             "/metrics": self._get_metrics,
             "/status": self._get_status,
+            "/": self._get_page,
+            "/overview.json": self._get_overview,
         }
 
     @property
@@ -258,12 +262,31 @@ class ObservabilityServer:
         return _Response(200, body, content_type)
 
     async def _get_status(self) -> _Response:
+        status, error = await self._read_status()
+        if status is None:
+            return _json(503, {"status": "fail", "reasons": [error]})
+        return _json(200, status)
+
+    async def _get_page(self) -> _Response:
+        page = status_page()
+        return _Response(200, page.body, HTML_TYPE, page.headers)
+
+    async def _get_overview(self) -> _Response:
+        (status, error), health, ready = await asyncio.gather(
+            self._read_status(), self._check(self._health), self._check(self._ready)
+        )
+        return _json(200, overview(
+            queue=status, queue_error=error or None, health=_report_json(health),
+            ready=_report_json(ready), throughput=self._metrics.throughput.window(),
+        ))
+
+    async def _read_status(self) -> tuple[dict[str, Any] | None, str]:
+        """``/status``'s JSON, or None and why it could not be read."""
         try:
             status = await asyncio.wait_for(self._status(), self._status_timeout_s)
         except Exception as exc:
-            reason = f"queue statistics unavailable: {_reason(exc, self._status_timeout_s)}"
-            return _json(503, {"status": "fail", "reasons": [reason]})
-        return _json(200, to_json_dict(status))
+            return None, f"queue statistics unavailable: {_reason(exc, self._status_timeout_s)}"
+        return to_json_dict(status), ""
 
     async def _check(self, source: ReportSource) -> HealthReport:
         """Run a check under a timeout; a check that raises or hangs is a failed check."""
@@ -279,12 +302,15 @@ class ObservabilityServer:
 
 
 def _report_response(report: HealthReport) -> _Response:
-    payload = {
+    return _json(200 if report.ok else 503, _report_json(report))
+
+
+def _report_json(report: HealthReport) -> dict[str, Any]:
+    return {
         "status": "ok" if report.ok else "fail",
         "reasons": list(report.reasons),
         "checks": dict(report.details),
     }
-    return _json(200 if report.ok else 503, payload)
 
 
 def _reason(exc: BaseException, timeout_s: float) -> str:
