@@ -46,7 +46,8 @@ log = structlog.get_logger(__name__)
 WORKER_FLAG = "--worker-process"
 # How often a worker pings when systemd set no watchdog: the supervisor's own liveness check.
 WORKER_WATCHDOG_USEC = 10_000_000
-STOP_TIMEOUT_S = 10.0
+# How often the supervisor adds the worker processes' finished items to the status page's chart.
+THROUGHPUT_SAMPLE_S = 5.0
 
 
 @dataclass
@@ -112,11 +113,14 @@ class Supervisor:
         log.info("supervisor.started", processes=len(self._workers),
                  pids=[w.process.pid for w in self._workers if w.process])
         http = await self._start_http()
-        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+        side = [asyncio.create_task(self._watchdog(), name="watchdog")]
+        if http is not None:
+            side.append(asyncio.create_task(self._count_throughput(), name="throughput"))
         try:
             return await self._wait()
         finally:
-            watchdog.cancel()
+            for task in side:
+                task.cancel()
             if http is not None:
                 await http.stop()
             if self._pool is not None:
@@ -274,6 +278,25 @@ class Supervisor:
             reasons.append(f"models: none reachable ({', '.join(sorted(models))})")
         details = {"database": database, "processes": states, "models": models}
         return HealthReport(ok=not reasons, reasons=tuple(reasons), details=details)
+
+    async def _count_throughput(self) -> None:
+        """The status page's chart: what the worker processes finished, from their counters."""
+        assert self.metrics is not None
+        seen = (0.0, 0.0)
+        while True:
+            totals = self._finished_totals()
+            self.metrics.throughput.record(int(totals[0] - seen[0]), int(totals[1] - seen[1]))
+            seen = totals
+            await asyncio.sleep(THROUGHPUT_SAMPLE_S)
+
+    def _finished_totals(self) -> tuple[float, float]:
+        assert self.metrics is not None
+        totals = {"embedworker_items_completed": 0.0, "embedworker_items_failed": 0.0}
+        for family in collected_registry(self.metrics.registry).collect():
+            if family.name in totals:
+                totals[family.name] = sum(sample.value for sample in family.samples
+                                          if sample.name.endswith("_total"))
+        return totals["embedworker_items_completed"], totals["embedworker_items_failed"]
 
     def _models_up(self) -> dict[str, bool]:
         """Each model is up where every worker process finds it up."""

@@ -109,6 +109,12 @@ async def test_two_worker_processes_are_one_service(
     _, body = await asyncio.to_thread(get, port, "/status")
     assert json.loads(body)["byStatus"]["completed"] == 6
 
+    async def charted() -> bool:  # the status page's chart counts both processes' items
+        _, page_data = await asyncio.to_thread(get, port, "/overview.json")
+        return bool(sum(json.loads(page_data)["throughput"]["completed"]) == 6)
+
+    await wait_until(charted, timeout=20)
+
     # One reload: SIGHUP reaches both processes; every later vector has the new version.
     write_config(config, database_url, e5_server.url, bge_server.url, port, e5_version="2")
     process.send_signal(signal.SIGHUP)
