@@ -21,7 +21,10 @@ from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
 from embedworker.db.queue import check_model_columns
 from embedworker.db.reembed import DEFAULT_CHUNK_SIZE, REEMBED_PRIORITY, ReembedProgress, reembed
+from embedworker.db.registry import register_models
 from embedworker.db.stats import queue_status, to_json_dict
+from embedworker.db.vectors import ModelColumns
+from embedworker.indexing import IndexOptions, ensure_index
 from embedworker.logs import configure_logging
 from embedworker.schedules import MANUAL_JOBS
 from embedworker.service import (
@@ -105,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--priority", type=int, default=REEMBED_PRIORITY, choices=range(1, 11), metavar="1..10",
         help=f"queue priority (default {REEMBED_PRIORITY}: behind fresh content)",
     )
+    index = commands.add_parser(
+        "index", help="build the HNSW index of every enabled model's column that has none, now"
+    )
+    index.add_argument("model", nargs="?", help="only this model (default: every enabled one)")
     enqueue = commands.add_parser("enqueue", help="queue one item by hand")
     enqueue.add_argument("content_type")
     enqueue.add_argument("content_id", type=int)
@@ -159,6 +166,7 @@ async def _connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     async with _connection(settings) as conn:
         applied = await migrations.migrate(conn, settings.channel)
+        await register_models(conn, settings)
     log.info("migrate.done", applied=applied, current=not applied)
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'schema already current'}")
     return EXIT_OK
@@ -245,11 +253,8 @@ async def _backfill_with_progress(
 
 
 async def _reembed(settings: Settings, args: argparse.Namespace) -> int:
-    models = {model.name: model for model in model_columns(settings)}
-    model = models.get(args.model)
+    model = _enabled_model(settings, args.model, "reembed")
     if model is None:
-        print(f"embedworker reembed: no enabled model named {args.model!r}"
-              f" (enabled: {', '.join(models)})", file=sys.stderr)
         return EXIT_USAGE
     if args.chunk_size < 1:
         print("embedworker reembed: --chunk-size must be at least 1", file=sys.stderr)
@@ -270,6 +275,44 @@ async def _reembed(settings: Settings, args: argparse.Namespace) -> int:
     print(f"\n{model.name}: queued {done.queued} for version {model.version}"
           f" ({done.already_queued} already in the queue, {done.scanned} rows scanned)")
     return EXIT_OK
+
+
+def _enabled_model(settings: Settings, name: str, command: str) -> ModelColumns | None:
+    """The enabled model ``name``, or None after saying which ones there are."""
+    models = {model.name: model for model in model_columns(settings)}
+    if name not in models:
+        print(f"embedworker {command}: no enabled model named {name!r}"
+              f" (enabled: {', '.join(models)})", file=sys.stderr)
+        return None
+    return models[name]
+
+
+async def _index(settings: Settings, args: argparse.Namespace) -> int:
+    if args.model is None:
+        models = model_columns(settings)
+    elif (model := _enabled_model(settings, args.model, "index")) is not None:
+        models = [model]
+    else:
+        return EXIT_USAGE
+    async with _connection(settings) as conn:
+        problems = await check_model_columns(conn, models)
+        if problems:
+            print(f"embedworker index: {'; '.join(problems)}", file=sys.stderr)
+            return EXIT_FAILURE
+        await register_models(conn, settings)
+    options = IndexOptions.from_settings(settings)
+    failed = False
+    for model in models:
+        outcome = await ensure_index(settings.database_url, model, options, min_rows=0,
+                                     wait=True, report=lambda line: print(line, flush=True))
+        if outcome.status == "built":
+            print(f"{model.name}: built {outcome.detail} in {outcome.seconds or 0:.1f} s")
+        elif outcome.status == "exists":
+            print(f"{model.name}: already indexed ({outcome.detail})")
+        else:
+            failed = True
+            print(f"{model.name}: FAILED: {outcome.detail}", file=sys.stderr)
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
@@ -301,5 +344,6 @@ _COMMANDS: dict[str, Command] = {
     "tracked": _tracked,
     "backfill": _backfill,
     "reembed": _reembed,
+    "index": _index,
     "enqueue": _enqueue,
 }

@@ -42,7 +42,9 @@ ON CONFLICT (name) DO UPDATE
 _REMOVE_SQL = "DELETE FROM embedworker_models WHERE name <> ALL ($1::text[])"
 
 
-async def register_models(conn: asyncpg.Connection, settings: Settings) -> None:
+async def register_models(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, settings: Settings
+) -> None:
     """Make ``embedworker_models`` say what ``settings`` configures."""
     models = sorted(settings.models.items())
     async with conn.transaction():

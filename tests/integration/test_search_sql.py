@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from embedworker.config import Settings
-from embedworker.db.connect import connect, encode_vector
+from embedworker.db.connect import connect
 from embedworker.db.registry import register_models
 from embedworker.db.search import search_model
 from embedworker.db.vectors import current
 from embedworker.service import model_columns
-
-DIM = 384
+from tests.helpers import insert_embeddings, unit_vectors
 
 
 @pytest.fixture
@@ -28,35 +27,6 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 def settings_for(database_url: str, **models: dict[str, Any]) -> Settings:
     return Settings(database_url=database_url, models=models)
-
-
-def unit_vectors(count: int, seed: int, dim: int = DIM) -> np.ndarray:
-    vectors = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-async def insert_rows(
-    conn: asyncpg.Connection,
-    vectors: np.ndarray,
-    *,
-    content_types: Sequence[str] | None = None,
-    first_id: int = 1,
-    flag: bool | None = True,
-    versions: str = "{}",
-    deleted: bool = False,
-) -> None:
-    types = content_types or ["post"] * len(vectors)
-    await conn.execute(
-        """
-        INSERT INTO embeddings (content_type, content_id, content_text, content_hash,
-                                embedding_e5_small, has_e5_embedding, embedding_versions,
-                                is_deleted)
-        SELECT t, id, 'text ' || id, md5(id::text), v, $4, $5::jsonb, $6
-        FROM unnest($1::text[], $2::bigint[], $3::vector[]) AS u(t, id, v)
-        """,
-        list(types), list(range(first_id, first_id + len(vectors))),
-        [encode_vector(vector) for vector in vectors], flag, versions, deleted,
-    )
 
 
 async def search(
@@ -79,7 +49,7 @@ async def test_results_are_the_nearest_rows_best_first(
 ) -> None:
     await register_models(conn, settings_for(database_url))
     vectors = unit_vectors(200, seed=1)
-    await insert_rows(conn, vectors)
+    await insert_embeddings(conn, vectors)
     query = unit_vectors(1, seed=2)[0]
 
     rows = await search(conn, query, k=7)
@@ -99,12 +69,12 @@ async def test_only_live_rows_with_a_current_vector_are_found(
     await register_models(conn, settings_for(database_url, e5_small={"version": "2"}))
     query = unit_vectors(1, seed=3)[0]
     close = np.stack([query] * 6)  # every row would be a perfect match
-    await insert_rows(conn, close[:1], first_id=1, versions='{"e5_small": "2"}')
-    await insert_rows(conn, close[:1], first_id=2, versions='{"e5_small": "2"}', deleted=True)
-    await insert_rows(conn, close[:1], first_id=3, versions='{"e5_small": "2"}', flag=False)
-    await insert_rows(conn, close[:1], first_id=4, versions='{"e5_small": "1"}')
-    await insert_rows(conn, close[:1], first_id=5, versions="{}")  # counts as version "1"
-    await insert_rows(conn, close[:1], first_id=6, versions='{"e5_small": "2"}', flag=None)
+    await insert_embeddings(conn, close[:1], first_id=1, versions='{"e5_small": "2"}')
+    await insert_embeddings(conn, close[:1], first_id=2, versions='{"e5_small": "2"}', deleted=True)
+    await insert_embeddings(conn, close[:1], first_id=3, versions='{"e5_small": "2"}', flag=False)
+    await insert_embeddings(conn, close[:1], first_id=4, versions='{"e5_small": "1"}')
+    await insert_embeddings(conn, close[:1], first_id=5, versions="{}")  # counts as version "1"
+    await insert_embeddings(conn, close[:1], first_id=6, versions='{"e5_small": "2"}', flag=None)
     await conn.execute(
         "INSERT INTO embeddings (content_type, content_id, content_text, content_hash,"
         " has_e5_embedding, embedding_versions) VALUES ('post', 7, 'no vector', 'h', true,"
@@ -128,7 +98,7 @@ async def test_the_function_and_the_worker_agree_on_what_is_current(
              for versions in ("{}", '{"e5_small": "7"}', '{"e5_small": "1"}', '{"bge_m3": "7"}')
              for deleted in (False, True)]
     for n, (flag, versions, deleted) in enumerate(cases):
-        await insert_rows(conn, vectors[2 * n : 2 * n + 2], first_id=2 * n + 1, flag=flag,
+        await insert_embeddings(conn, vectors[2 * n : 2 * n + 2], first_id=2 * n + 1, flag=flag,
                           versions=versions, deleted=deleted)
     model = next(model for model in model_columns(settings) if model.name == "e5_small")
     wanted = await conn.fetch(
@@ -151,7 +121,7 @@ async def test_a_selective_type_filter_still_gives_k_rows_through_the_index(
     # that the planner prefers the content type's own index (and an exact answer).
     vectors = unit_vectors(20000, seed=5)
     types = ["rare" if n % 16 == 0 else "common" for n in range(len(vectors))]
-    await insert_rows(conn, vectors, content_types=types)
+    await insert_embeddings(conn, vectors, content_types=types)
     await conn.execute(
         "CREATE INDEX e5_hnsw ON embeddings USING hnsw (embedding_e5_small vector_cosine_ops)"
     )
@@ -177,7 +147,7 @@ async def test_fewer_matching_rows_than_k_gives_them_all(
 ) -> None:
     await register_models(conn, settings_for(database_url))
     vectors = unit_vectors(300, seed=7)
-    await insert_rows(conn, vectors, content_types=["a"] * 297 + ["b"] * 3)
+    await insert_embeddings(conn, vectors, content_types=["a"] * 297 + ["b"] * 3)
     await conn.execute(
         "CREATE INDEX ON embeddings USING hnsw (embedding_e5_small vector_cosine_ops)"
     )
@@ -191,7 +161,7 @@ async def test_the_search_settings_are_restored(
     conn: asyncpg.Connection, database_url: str
 ) -> None:
     await register_models(conn, settings_for(database_url))
-    await insert_rows(conn, unit_vectors(20, seed=9))
+    await insert_embeddings(conn, unit_vectors(20, seed=9))
     async with conn.transaction():
         await conn.execute("SET LOCAL hnsw.ef_search = 77")
         await search(conn, unit_vectors(1, seed=10)[0])
@@ -223,7 +193,7 @@ async def test_search_model_reads_the_function(
 ) -> None:
     await register_models(conn, settings_for(database_url))
     vectors = unit_vectors(30, seed=14)
-    await insert_rows(conn, vectors, content_types=["course"] * 15 + ["post"] * 15)
+    await insert_embeddings(conn, vectors, content_types=["course"] * 15 + ["post"] * 15)
 
     hits = await search_model(conn, "e5_small", vectors[20], 3, ["post"])
 
