@@ -24,9 +24,12 @@ from embedworker.db.reembed import DEFAULT_CHUNK_SIZE, REEMBED_PRIORITY, Reembed
 from embedworker.db.registry import register_models
 from embedworker.db.stats import queue_status, to_json_dict
 from embedworker.db.vectors import ModelColumns
+from embedworker.embedders import ModelError
 from embedworker.indexing import IndexOptions, ensure_index
 from embedworker.logs import configure_logging
 from embedworker.schedules import MANUAL_JOBS
+from embedworker.search import SearchError, search
+from embedworker.search import render as render_hits
 from embedworker.service import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -112,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
         "index", help="build the HNSW index of every enabled model's column that has none, now"
     )
     index.add_argument("model", nargs="?", help="only this model (default: every enabled one)")
+    search_parser = commands.add_parser(
+        "search", help="embed TEXT as a query and print the nearest rows, best first"
+    )
+    search_parser.add_argument("text", help="the question")
+    search_parser.add_argument(
+        "--model", metavar="NAME",
+        help="search with this model only (default: every enabled model, weighted)",
+    )
+    search_parser.add_argument("--type", dest="types", action="extend", nargs="+", metavar="T",
+                               help="only rows of these content types")
+    search_parser.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
+    search_parser.add_argument("--json", action="store_true", help="a JSON array of the hits")
     enqueue = commands.add_parser("enqueue", help="queue one item by hand")
     enqueue.add_argument("content_type")
     enqueue.add_argument("content_id", type=int)
@@ -315,6 +330,35 @@ async def _index(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
+async def _search(settings: Settings, args: argparse.Namespace) -> int:
+    if args.k < 1:
+        print("embedworker search: -k must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.text.strip():
+        print("embedworker search: TEXT is empty", file=sys.stderr)
+        return EXIT_USAGE
+    if args.model is not None and _enabled_model(settings, args.model, "search") is None:
+        return EXIT_USAGE
+    conn = await connect(settings.database_url, vectors=True)
+    try:
+        await register_models(conn, settings)
+        result = await search(conn, settings, model_columns(settings), args.text,
+                              model=args.model, content_types=args.types, k=args.k)
+    except (ModelError, SearchError) as exc:
+        reason = exc.reason if isinstance(exc, ModelError) else str(exc)
+        print(f"embedworker search: cannot embed the question: {reason}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    finally:
+        await conn.close()
+    for name, reason in result.skipped.items():
+        print(f"embedworker search: {name} left out: {reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([hit.as_json() for hit in result.hits], indent=2, ensure_ascii=False))
+    else:
+        print(render_hits(result), end="")
+    return EXIT_OK
+
+
 async def _enqueue(settings: Settings, args: argparse.Namespace) -> int:
     async with _connection(settings) as conn:
         queued = await conn.fetchval(
@@ -345,5 +389,6 @@ _COMMANDS: dict[str, Command] = {
     "backfill": _backfill,
     "reembed": _reembed,
     "index": _index,
+    "search": _search,
     "enqueue": _enqueue,
 }
