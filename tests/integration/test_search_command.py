@@ -75,7 +75,8 @@ async def test_one_model_gets_the_question_as_a_query_and_gives_its_nearest(
                                      "-k", "3", "--json")
 
     assert result.returncode == 0, result.stderr
-    assert e5_server.texts == [CLEANED] and e5_server.tasks == ["query"]
+    assert e5_server.texts == [CLEANED]
+    assert e5_server.tasks == ["query"]
     assert bge_server.texts == []
     hits = json.loads(result.stdout)
     assert [(hit["content_type"], hit["content_id"]) for hit in hits] == [
@@ -95,7 +96,8 @@ async def test_every_model_ranks_by_the_weighted_sum(
     result = await asyncio.to_thread(cli, config_file, "search", QUESTION, "-k", "4", "--json")
 
     assert result.returncode == 0, result.stderr
-    assert bge_server.texts == [CLEANED] and bge_server.tasks == [None]
+    assert bge_server.texts == [CLEANED]
+    assert bge_server.tasks == [None]
     assert e5_server.tasks == ["query"]
     hits = json.loads(result.stdout)
     # Studify's weights: 0.4 e5, 0.6 bge: the bge match beats the e5 match
