@@ -169,10 +169,10 @@ class Settings(BaseSettings):
     http_listen: ListenAddress | None = None
     index_min_rows: Annotated[int, Field(ge=0)] = 10_000
     index_check_interval_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
-    index_m: Annotated[int, Field(ge=2, le=100)] = 16
-    index_ef_construction: Annotated[int, Field(ge=4, le=1000)] = 64
+    index_m: Annotated[int, Field(ge=2, le=100)] = 24
+    index_ef_construction: Annotated[int, Field(ge=4, le=1000)] = 128
     index_build_memory_mb: Annotated[int, Field(ge=64, le=1_048_576)] = 1024
-    search_ef_search: Annotated[int, Field(ge=1, le=1000)] = 100
+    search_ef_search: Annotated[int, Field(ge=1, le=1000)] = 200
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 

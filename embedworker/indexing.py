@@ -94,11 +94,24 @@ async def ensure_index(
         await indexes.unlock(conn)
         return outcome
     except asyncio.CancelledError:
-        conn.terminate()  # asyncpg has asked the server to cancel the build
+        # The daemon is stopping: end the build now rather than when it is done (the next
+        # check drops the invalid index it leaves).
+        await _cancel_backend(database_url, conn.get_server_pid())
+        conn.terminate()
         raise
     finally:
         if not conn.is_closed():
             await conn.close(timeout=CLOSE_TIMEOUT_S)
+
+
+async def _cancel_backend(database_url: str, pid: int) -> None:
+    with suppress(*DATABASE_ERRORS):
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            other = await connect(database_url)
+            try:
+                await other.execute("SELECT pg_cancel_backend($1)", pid)
+            finally:
+                await other.close()
 
 
 async def _build_locked(

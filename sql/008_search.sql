@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS embedworker_models (
     version text NOT NULL,
     enabled boolean NOT NULL DEFAULT true,
     search_weight double precision NOT NULL DEFAULT 1 CHECK (search_weight >= 0),
-    ef_search integer NOT NULL DEFAULT 100 CHECK (ef_search BETWEEN 1 AND 1000),
+    ef_search integer NOT NULL DEFAULT 200 CHECK (ef_search BETWEEN 1 AND 1000),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 

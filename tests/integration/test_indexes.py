@@ -193,6 +193,26 @@ async def test_an_invalid_index_left_by_a_dead_builder_is_dropped_and_rebuilt(
         await wait_until(valid, timeout=60)
 
 
+async def test_a_daemon_stopped_during_a_build_cancels_it(
+    conn: asyncpg.Connection, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(index_min_rows=100)
+    await insert_embeddings(conn, unit_vectors(20000, seed=9))
+    async with RunningService(settings):
+
+        async def building() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM pg_stat_progress_create_index"))
+
+        await wait_until(building, timeout=30, interval=0.005)
+
+    async def stopped() -> bool:
+        return not await building()
+
+    await wait_until(stopped, timeout=5)
+    rows = await ann_indexes(conn, "embedding_e5_small")
+    assert [tuple(row) for row in rows] == [(E5_INDEX, "hnsw", False)]
+
+
 async def test_index_command_check_and_status(
     conn: asyncpg.Connection, config_file: Path,  # noqa: F811
 ) -> None:
