@@ -1,7 +1,8 @@
 """Search benchmark ("make bench-search", or `python bench/run.py --only search`; not part of
 the test suite).
 
-    python bench/search.py                   # 100k rows, 384 dimensions, three sets
+    python bench/search.py                   # 100k rows, 384 dimensions: about 6 minutes
+    python bench/search.py --sets topical,bag,random --ef-search 40,100,200,400  # the README's
     python bench/search.py --rows 20000      # a quick run
     python bench/search.py --ef-search 40,100,200 --m 16 --ef-construction 64 --sets topical
 
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef-search", type=lambda t: [int(x) for x in t.split(",")],
                         default=[40, 100, 200], help="the first is used without an index too")
     parser.add_argument("--sets", type=lambda t: t.split(","),
-                        default=["topical", "bag", "random"])
+                        default=["topical", "random"], help="of topical, bag, random")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     results = asyncio.run(main_async(args))

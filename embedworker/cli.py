@@ -341,7 +341,12 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     conn = await connect(settings.database_url, vectors=True)
     try:
-        await register_models(conn, settings)
+        try:
+            await register_models(conn, settings)
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError) as exc:
+            # a read-only role or a replica: search with the models the daemon registered
+            print(f"embedworker search: models not registered ({exc}); using"
+                  " embedworker_models as it is", file=sys.stderr)
         result = await search(conn, settings, model_columns(settings), args.text,
                               model=args.model, content_types=args.types, k=args.k)
     except (ModelError, SearchError) as exc:
