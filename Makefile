@@ -11,7 +11,7 @@ DEMO_INSTALLED := $(DEMO_VENV)/.installed
 
 BENCH_INSTALLED := $(VENV)/.bench-installed
 
-.PHONY: test lint fmt lock clean demo bench image-test browser-test deploy-test
+.PHONY: test lint fmt lock clean demo bench bench-search image-test browser-test deploy-test
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ $(DEMO_INSTALLED): pyproject.toml constraints.txt
 ## bench: the benchmark suite (bench/run.py); results in bench/results/. BENCH_ARGS=--quick
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## bench-search: search latency and recall@10 with and without the HNSW index (bench/search.py)
+bench-search: $(BENCH_INSTALLED)
+	$(BIN)/python bench/search.py $(BENCH_ARGS)
 
 $(BENCH_INSTALLED): $(INSTALLED) bench/requirements.txt
 	$(BIN)/pip install --quiet -r bench/requirements.txt

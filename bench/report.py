@@ -386,6 +386,10 @@ def table(results: dict[str, Any]) -> str:
             out.append("skipped: bench/trigger_cost.py does not exist")
         else:
             out.append(trig.get("stdout", "").rstrip() or str(trig))
+    if "search" in results:
+        search = results["search"]
+        out.append("\n== search (bench/search.py) ==")
+        out.append(search.get("table") or f"failed: {search.get('stderr', '')}")
     out.append("\n== targets ==")
     out.append(_table(
         ["target", "result", "verdict"],

@@ -61,6 +61,9 @@ Scenarios (--only takes a comma-separated subset of these names):
             for 45 s (peak RSS, RSS over time), and the claim is timed again
   trigger   bench/trigger_cost.py (what the NOTIFY trigger and queue_for_embedding add to
             inserts of 10k rows, tracked tables), if it exists, included as it prints
+  search    bench/search.py (`make bench-search` runs it alone): embedworker_search() latency
+            p50/p99 and recall@10 on 100k rows (20k with --quick), without and with the HNSW
+            index the daemon builds, and the build time
 
 Proposed changes are measured without touching embedworker/: --whatif runs extra drains and
 model-bound runs with the patches of bench/whatif.py, and --trace times the latency daemon's
@@ -119,7 +122,7 @@ from harness import (
 
 RESULTS = harness.BENCH / "results"
 SCENARIOS = ("servers", "startup", "copy", "drain", "paths", "grid", "latency", "model",
-             "claim", "trigger")
+             "claim", "trigger", "search")
 OPTIONAL = ("profile",)  # only when asked for (--profile or --only profile)
 
 
@@ -788,6 +791,22 @@ def scenario_trigger(args: argparse.Namespace) -> dict[str, Any] | None:
             "stdout": done.stdout[-6000:], "stderr": done.stderr[-2000:]}
 
 
+# -- search: bench/search.py, a module of its own ---------------------------------------------
+
+
+def scenario_search(args: argparse.Namespace) -> dict[str, Any]:
+    """bench/search.py in a process of its own (it starts its own PostgreSQL)."""
+    out = args.out / "search.json"
+    argv = [sys.executable, str(harness.BENCH / "search.py"), "--out", str(out)]
+    if args.quick:
+        argv += ["--rows", "20000", "--queries", "50", "--exact-queries", "10"]
+    log(f"search: {' '.join(argv[1:])}")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, cwd=harness.REPO)
+    table = [line for line in done.stdout.splitlines() if not line.startswith("[")]
+    return {"argv": argv[1:], "exit_code": done.returncode, "table": "\n".join(table),
+            "stderr": done.stderr[-2000:]}
+
+
 # -- the pieces: decoding and the database side alone ----------------------------------------
 
 
@@ -1066,6 +1085,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         pg.shutdown()
     if "trigger" in args.only:
         results["trigger_cost"] = scenario_trigger(args)
+    if "search" in args.only:
+        results["search"] = scenario_search(args)
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     try:
         results["targets"] = report.targets(results)

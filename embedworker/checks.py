@@ -11,7 +11,9 @@ from embedworker.config import Settings
 from embedworker.db import migrations
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
 from embedworker.db.coverage import model_coverage, reembed_advice
+from embedworker.db.indexes import column_indexes, count_vectors
 from embedworker.db.queue import check_model_columns
+from embedworker.db.vectors import ModelColumns
 from embedworker.embedders import ModelError, build_embedder
 from embedworker.service import model_columns
 
@@ -78,6 +80,7 @@ async def _database_checks(settings: Settings) -> list[Check]:
         ))
         if not missing and not problems:
             results.extend(await _coverage_checks(conn, settings))
+            results.extend(await _index_checks(conn, settings))
         return results
     finally:
         await conn.close()
@@ -96,6 +99,53 @@ async def _coverage_checks(conn: asyncpg.Connection, settings: Settings) -> list
             warning=advice is not None,
         ))
     return checks
+
+
+async def _index_checks(conn: asyncpg.Connection, settings: Settings) -> list[Check]:
+    """Which model columns an ANN index serves; a missing one is a warning once the column
+    holds index_min_rows vectors (searches then scan the whole table)."""
+    models = model_columns(settings)
+    states = await column_indexes(conn, models)
+    checks = []
+    for model in models:
+        state = states[model.name]
+        name = f"index {model.name}"
+        serving = state.serving
+        if serving is not None and serving.method == "hnsw":
+            checks.append(Check(name, True, f"hnsw {serving.name}"))
+        elif serving is not None:
+            checks.append(Check(name, True, (
+                f"{serving.method} {serving.name}: embedworker_search tunes HNSW only, and an"
+                " ivfflat index made on an empty table (as Studify's were) finds little;"
+                f" DROP INDEX {serving.name} and the daemon builds an HNSW one"
+            ), warning=True))
+        elif state.building:
+            checks.append(Check(name, True, state.describe()))
+        elif state.invalid:
+            checks.append(Check(name, True, (
+                f"invalid index {state.invalid[0].name} (a failed build): the daemon drops and"
+                f" rebuilds it at its next check, or run `embedworker index {model.name}`"
+            ), warning=True))
+        else:
+            checks.append(await _unindexed_check(conn, model, settings.index_min_rows))
+    return checks
+
+
+async def _unindexed_check(
+    conn: asyncpg.Connection, model: ModelColumns, min_rows: int
+) -> Check:
+    name = f"index {model.name}"
+    if min_rows == 0:
+        return Check(name, True, (
+            "none (index_min_rows = 0: the daemon builds none;"
+            f" `embedworker index {model.name}` does)"
+        ), warning=True)
+    if await count_vectors(conn, model, min_rows) < min_rows:
+        return Check(name, True, f"none yet (fewer than index_min_rows = {min_rows} vectors)")
+    return Check(name, True, (
+        f"none over {min_rows} or more vectors: searches scan the whole table; the daemon"
+        f" builds one at its next check, or run `embedworker index {model.name}`"
+    ), warning=True)
 
 
 async def _model_checks(name: str, settings: Settings) -> list[Check]:

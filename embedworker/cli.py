@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -29,6 +29,9 @@ from embedworker.exits import (
     EXIT_USAGE,
 )
 from embedworker.logs import configure_logging
+
+if TYPE_CHECKING:
+    from embedworker.db.vectors import ModelColumns
 
 # Each command imports what only it needs when it runs, so that `run` starts claiming without
 # loading the other commands' modules.
@@ -108,6 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--priority", type=int, default=REEMBED_PRIORITY, choices=range(1, 11), metavar="1..10",
         help=f"queue priority (default {REEMBED_PRIORITY}: behind fresh content)",
     )
+    index = commands.add_parser(
+        "index", help="build the HNSW index of every enabled model's column that has none, now"
+    )
+    index.add_argument("model", nargs="?", help="only this model (default: every enabled one)")
+    search_parser = commands.add_parser(
+        "search", help="embed TEXT as a query and print the nearest rows, best first"
+    )
+    search_parser.add_argument("text", help="the question")
+    search_parser.add_argument(
+        "--model", metavar="NAME",
+        help="search with this model only (default: every enabled model, weighted)",
+    )
+    search_parser.add_argument("--type", dest="types", action="extend", nargs="+", metavar="T",
+                               help="only rows of these content types")
+    search_parser.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
+    search_parser.add_argument("--json", action="store_true", help="a JSON array of the hits")
     enqueue = commands.add_parser("enqueue", help="queue one item by hand")
     enqueue.add_argument("content_type")
     enqueue.add_argument("content_id", type=int)
@@ -167,9 +186,11 @@ async def _connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from embedworker.db import migrations
+    from embedworker.db.registry import register_models
 
     async with _connection(settings) as conn:
         applied = await migrations.migrate(conn, settings.channel)
+        await register_models(conn, settings)
     log.info("migrate.done", applied=applied, current=not applied)
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'schema already current'}")
     return EXIT_OK
@@ -299,13 +320,9 @@ async def _backfill_with_progress(
 async def _reembed(settings: Settings, args: argparse.Namespace) -> int:
     from embedworker.db.queue import check_model_columns
     from embedworker.db.reembed import ReembedProgress, reembed
-    from embedworker.service import model_columns
 
-    models = {model.name: model for model in model_columns(settings)}
-    model = models.get(args.model)
+    model = _enabled_model(settings, args.model, "reembed")
     if model is None:
-        print(f"embedworker reembed: no enabled model named {args.model!r}"
-              f" (enabled: {', '.join(models)})", file=sys.stderr)
         return EXIT_USAGE
     if args.chunk_size < 1:
         print("embedworker reembed: --chunk-size must be at least 1", file=sys.stderr)
@@ -325,6 +342,91 @@ async def _reembed(settings: Settings, args: argparse.Namespace) -> int:
                              on_progress=progress)
     print(f"\n{model.name}: queued {done.queued} for version {model.version}"
           f" ({done.already_queued} already in the queue, {done.scanned} rows scanned)")
+    return EXIT_OK
+
+
+def _enabled_model(settings: Settings, name: str, command: str) -> ModelColumns | None:
+    """The enabled model ``name``, or None after saying which ones there are."""
+    from embedworker.service import model_columns
+
+    models = {model.name: model for model in model_columns(settings)}
+    if name not in models:
+        print(f"embedworker {command}: no enabled model named {name!r}"
+              f" (enabled: {', '.join(models)})", file=sys.stderr)
+        return None
+    return models[name]
+
+
+async def _index(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker.db.queue import check_model_columns
+    from embedworker.db.registry import register_models
+    from embedworker.indexing import IndexOptions, ensure_index
+    from embedworker.service import model_columns
+
+    if args.model is None:
+        models = model_columns(settings)
+    elif (model := _enabled_model(settings, args.model, "index")) is not None:
+        models = [model]
+    else:
+        return EXIT_USAGE
+    async with _connection(settings) as conn:
+        problems = await check_model_columns(conn, models)
+        if problems:
+            print(f"embedworker index: {'; '.join(problems)}", file=sys.stderr)
+            return EXIT_FAILURE
+        await register_models(conn, settings)
+    options = IndexOptions.from_settings(settings)
+    failed = False
+    for model in models:
+        outcome = await ensure_index(settings.database_url, model, options, min_rows=0,
+                                     wait=True, report=lambda line: print(line, flush=True))
+        if outcome.status == "built":
+            print(f"{model.name}: built {outcome.detail} in {outcome.seconds or 0:.1f} s")
+        elif outcome.status == "exists":
+            print(f"{model.name}: already indexed ({outcome.detail})")
+        else:
+            failed = True
+            print(f"{model.name}: FAILED: {outcome.detail}", file=sys.stderr)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+async def _search(settings: Settings, args: argparse.Namespace) -> int:
+    from embedworker.db.registry import register_models
+    from embedworker.embedders import ModelError
+    from embedworker.search import SearchError, search
+    from embedworker.search import render as render_hits
+    from embedworker.service import model_columns
+
+    if args.k < 1:
+        print("embedworker search: -k must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.text.strip():
+        print("embedworker search: TEXT is empty", file=sys.stderr)
+        return EXIT_USAGE
+    if args.model is not None and _enabled_model(settings, args.model, "search") is None:
+        return EXIT_USAGE
+    conn = await connect(settings.database_url, vectors=True)
+    try:
+        try:
+            await register_models(conn, settings)
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ReadOnlySQLTransactionError) as exc:
+            # a read-only role or a replica: search with the models the daemon registered
+            print(f"embedworker search: models not registered ({exc}); using"
+                  " embedworker_models as it is", file=sys.stderr)
+        result = await search(conn, settings, model_columns(settings), args.text,
+                              model=args.model, content_types=args.types, k=args.k)
+    except (ModelError, SearchError) as exc:
+        reason = exc.reason if isinstance(exc, ModelError) else str(exc)
+        print(f"embedworker search: cannot embed the question: {reason}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    finally:
+        await conn.close()
+    for name, reason in result.skipped.items():
+        print(f"embedworker search: {name} left out: {reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([hit.as_json() for hit in result.hits], indent=2, ensure_ascii=False))
+    else:
+        print(render_hits(result), end="")
     return EXIT_OK
 
 
@@ -357,5 +459,7 @@ _COMMANDS: dict[str, Command] = {
     "tracked": _tracked,
     "backfill": _backfill,
     "reembed": _reembed,
+    "index": _index,
+    "search": _search,
     "enqueue": _enqueue,
 }

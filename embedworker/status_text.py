@@ -24,14 +24,14 @@ def render_status(status: QueueStatus) -> str:
     if status.models:
         sections.append(
             _table(
-                ("model", "version", "current", "outdated", "missing", ""),
+                ("model", "version", "current", "outdated", "missing", "index", ""),
                 [
                     (name, coverage.version, str(coverage.current), str(coverage.outdated),
-                     str(coverage.missing),
+                     str(coverage.missing), _index(status, name),
                      "" if coverage.complete else f"embedworker reembed {name}")
                     for name, coverage in status.models.items()
                 ],
-                (LEFT, LEFT, RIGHT, RIGHT, RIGHT, LEFT),
+                (LEFT, LEFT, RIGHT, RIGHT, RIGHT, LEFT, LEFT),
             )
         )
     if status.by_priority:
@@ -78,6 +78,11 @@ def render_status(status: QueueStatus) -> str:
             )
         )
     return "\n\n".join(sections) + "\n"
+
+
+def _index(status: QueueStatus, model: str) -> str:
+    indexes = status.indexes.get(model)
+    return "-" if indexes is None else indexes.describe()
 
 
 def _status_rows(status: QueueStatus) -> list[tuple[str, str, str]]:

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncpg
@@ -35,6 +35,7 @@ import structlog
 
 from embedworker.config import Settings
 from embedworker.db.connect import DATABASE_ERRORS, create_pool
+from embedworker.db.indexes import column_indexes
 from embedworker.db.stats import QueueStatus, StatusReader
 from embedworker.exits import EXIT_FAILURE, EXIT_OK
 from embedworker.ops.metrics import MULTIPROCESS_ENV, Metrics, collected_registry
@@ -314,7 +315,9 @@ class Supervisor:
         pool = await self._database()
         if self._status is None:
             self._status = StatusReader(pool)
-        return await self._status.read(model_columns(self.settings), self.settings.max_retries)
+        models = model_columns(self.settings)
+        status = await self._status.read(models, self.settings.max_retries)
+        return replace(status, indexes=await column_indexes(pool, models))
 
     async def _database(self) -> asyncpg.Pool:
         """A small pool for /readyz, /status and the queue gauges, made on first use."""

@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 
 from embedworker.config import Settings
+from embedworker.db.connect import encode_vector
 from embedworker.service import Service
 from embedworker.standin import TASK_PREFIXES, deterministic_vector
 
@@ -84,3 +87,36 @@ async def running_daemon(settings: Settings) -> AsyncIterator[Service]:
     finally:
         service.request_stop()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+def unit_vectors(count: int, seed: int, dim: int = 384) -> npt.NDArray[np.float32]:
+    """``count`` random unit vectors (reproducible from ``seed``)."""
+    vectors = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+async def insert_embeddings(
+    conn: asyncpg.Connection,
+    vectors: npt.NDArray[np.float32],
+    *,
+    column: str = "embedding_e5_small",
+    flag_column: str = "has_e5_embedding",
+    content_types: list[str] | None = None,
+    first_id: int = 1,
+    flag: bool | None = True,
+    versions: str = "{}",
+    deleted: bool = False,
+) -> None:
+    """embeddings rows with ``vectors`` in ``column`` (texts "text <id>"), written directly.
+    ``conn`` needs embedworker's vector codec (``connect(url, vectors=True)``)."""
+    types = content_types or ["post"] * len(vectors)
+    await conn.execute(
+        f"""
+        INSERT INTO embeddings (content_type, content_id, content_text, content_hash,
+                                {column}, {flag_column}, embedding_versions, is_deleted)
+        SELECT t, id, 'text ' || id, md5(id::text), v, $4, $5::jsonb, $6
+        FROM unnest($1::text[], $2::bigint[], $3::vector[]) AS u(t, id, v)
+        """,
+        list(types), list(range(first_id, first_id + len(vectors))),
+        [encode_vector(vector) for vector in vectors], flag, versions, deleted,
+    )

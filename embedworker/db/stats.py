@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from embedworker.db.coverage import ModelCoverage, model_coverage
+from embedworker.db.indexes import ColumnIndexes, column_indexes
 from embedworker.db.vectors import ModelColumns
 
 STATUSES: tuple[str, ...] = ("queued", "processing", "completed", "failed")
@@ -107,7 +108,8 @@ class QueueStatus:
     ``waiting_for_model``: queued, parked until a model that was unavailable answers again
     (``waiting_by_model`` counts them per model they wait for).
     ``oldest_due_age_s``: seconds since the longest-waiting due item's ``scheduled_at``.
-    ``models``: each model's coverage of the embeddings table, when it was asked for.
+    ``models``: each model's coverage of the embeddings table, when it was asked for;
+    ``indexes``: the ANN indexes of each model's column, likewise.
     """
 
     as_of: datetime
@@ -124,6 +126,7 @@ class QueueStatus:
     waiting_for_model: int = 0
     waiting_by_model: Mapping[str, int] = field(default_factory=dict)
     models: Mapping[str, ModelCoverage] = field(default_factory=dict)
+    indexes: Mapping[str, ColumnIndexes] = field(default_factory=dict)
 
 
 async def queue_status(
@@ -139,6 +142,7 @@ async def queue_status(
     recent = await conn.fetch(_RECENT_SQL, RECENT_ITEMS)
     waiting = await conn.fetch(_WAITING_SQL)
     coverage = await model_coverage(conn, models)
+    indexes = await column_indexes(conn, models) if models else {}
 
     totals = next(row for row in rows if row["grouping"] == _ALL)
     by_status = dict.fromkeys(STATUSES, 0)
@@ -164,6 +168,7 @@ async def queue_status(
         waiting_for_model=totals["waiting"],
         waiting_by_model={row["model"]: row["n"] for row in waiting},
         models=coverage,
+        indexes=indexes,
         oldest_due_age_s=(
             None if totals["oldest_due_s"] is None else max(0.0, totals["oldest_due_s"])
         ),
@@ -231,11 +236,27 @@ def to_json_dict(status: QueueStatus) -> dict[str, Any]:
         "stranded": status.stranded,
         "waitingForModel": status.waiting_for_model,
         "waitingByModel": dict(status.waiting_by_model),
-        "models": {name: coverage.as_json() for name, coverage in status.models.items()},
+        "models": {
+            name: {**coverage.as_json(), "index": _index_json(status.indexes.get(name))}
+            for name, coverage in status.models.items()
+        },
         "oldestDueAgeSeconds": status.oldest_due_age_s,
         "failedByError": [
             {"error": message, "count": count} for message, count in status.failed_by_error
         ],
+    }
+
+
+def _index_json(indexes: ColumnIndexes | None) -> dict[str, Any] | None:
+    """The index that serves a model's column (``state`` "ready"), or the one being built
+    ("building"), or left invalid ("invalid"); ``state`` "none" when there is none."""
+    if indexes is None:
+        return None
+    index = indexes.serving or next(iter(indexes.invalid), None)
+    return {
+        "state": indexes.state,
+        "name": index.name if index else None,
+        "method": index.method if index else None,
     }
 
 

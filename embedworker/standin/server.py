@@ -70,6 +70,7 @@ class StandinServer:
         self._inputs_embedded = 0
         self._batch_sizes: list[int] = []
         self._texts: list[str] = []
+        self._tasks: list[str | None] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -170,6 +171,12 @@ class StandinServer:
         with self._lock:
             return list(self._texts)
 
+    @property
+    def tasks(self) -> list[str | None]:
+        """The task (hfspace "query" or "passage", or None) each input of ``texts`` came with."""
+        with self._lock:
+            return list(self._tasks)
+
     def reset_counters(self) -> None:
         """Zero every counter."""
         with self._lock:
@@ -178,6 +185,7 @@ class StandinServer:
             self._inputs_embedded = 0
             self._batch_sizes.clear()
             self._texts.clear()
+            self._tasks.clear()
 
     # -- request handling -----------------------------------------------------------------------
 
@@ -241,6 +249,7 @@ class StandinServer:
         with self._lock:
             self._batch_sizes.append(len(call.inputs))
             self._texts.extend(call.inputs)
+            self._tasks.extend([call.task] * len(call.inputs))
 
     def _embed_answer(self, call: EmbedCall, render: Renderer) -> Reply:
         malform = self.faults.malform

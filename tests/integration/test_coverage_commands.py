@@ -43,9 +43,12 @@ async def test_a_changed_version_shows_in_status_and_check_and_reembed_fixes_it(
     assert await Service(make_settings(), drain=True).run() == 0
 
     status = json.loads((await asyncio.to_thread(cli, config_file, "status", "--json")).stdout)
+    no_index = {"state": "none", "name": None, "method": None}
     assert status["models"] == {
-        "e5_small": {"version": "1", "current": 10, "outdated": 0, "missing": 0},
-        "bge_m3": {"version": "1", "current": 10, "outdated": 0, "missing": 0},
+        "e5_small": {"version": "1", "current": 10, "outdated": 0, "missing": 0,
+                     "index": no_index},
+        "bge_m3": {"version": "1", "current": 10, "outdated": 0, "missing": 0,
+                   "index": no_index},
     }
     checked = await asyncio.to_thread(cli, config_file, "check")
     assert checked.returncode == 0
@@ -55,7 +58,7 @@ async def test_a_changed_version_shows_in_status_and_check_and_reembed_fixes_it(
         (await asyncio.to_thread(cli, config_file, "status", "--json", **VERSION_2)).stdout
     )
     assert status["models"]["e5_small"] == {
-        "version": "2", "current": 0, "outdated": 10, "missing": 0
+        "version": "2", "current": 0, "outdated": 10, "missing": 0, "index": no_index
     }
     assert status["models"]["bge_m3"]["current"] == 10
     text = (await asyncio.to_thread(cli, config_file, "status", **VERSION_2)).stdout

@@ -29,3 +29,9 @@ def test_demo_runs_twice_and_leaves_nothing_running(tmp_path: Path) -> None:
         assert "Done: 40 items completed, 0 failed, 80 vectors written" in result.stdout
         assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "PostgreSQL still runs"
     assert "STAND-IN" in result.stdout
+    # the hybrid search through embedworker_search(): three hits with both models' parts
+    hybrid = result.stdout.split("6. A hybrid search", 1)[1].splitlines()
+    hits = [line for line in hybrid if "(e5_small " in line and ", bge_m3 " in line]
+    assert len(hits) == 3, result.stdout
+    scores = [float(line.split()[0]) for line in hits]
+    assert scores == sorted(scores, reverse=True)

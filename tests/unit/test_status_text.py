@@ -93,17 +93,21 @@ def test_format_duration() -> None:
 
 def test_report_shows_parked_items_and_each_models_coverage() -> None:
     from embedworker.db.coverage import ModelCoverage
+    from embedworker.db.indexes import AnnIndex, ColumnIndexes
 
     text = render_status(status(
         waiting_for_model=12, waiting_by_model={"bge_m3": 12},
         models={"e5_small": ModelCoverage("2", current=900, outdated=200, missing=0),
                 "bge_m3": ModelCoverage("1", current=1100, outdated=0, missing=0)},
+        indexes={"e5_small": ColumnIndexes(AnnIndex("e5_idx", "hnsw", True, False)),
+                 "bge_m3": ColumnIndexes()},
     ))
     lines = text.splitlines()
 
     waiting = next(line for line in lines if "waiting for a model" in line)
     assert waiting.split()[4:] == ["12", "bge_m3", "12"]
     e5 = next(line for line in lines if line.startswith("e5_small"))
-    assert e5.split() == ["e5_small", "2", "900", "200", "0", "embedworker", "reembed", "e5_small"]
+    assert e5.split() == ["e5_small", "2", "900", "200", "0", "hnsw", "e5_idx",
+                          "embedworker", "reembed", "e5_small"]
     bge = next(line for line in lines if line.startswith("bge_m3"))
-    assert bge.split() == ["bge_m3", "1", "1100", "0", "0"]
+    assert bge.split() == ["bge_m3", "1", "1100", "0", "0", "none"]
