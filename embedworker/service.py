@@ -86,7 +86,7 @@ class Service:
         worker_process: int | None = None,
     ):
         """``worker_process``: this daemon is worker process N of a supervisor (``processes``
-        > 1), which serves ``http_listen`` and reports start-up coverage itself."""
+        > 1), which serves ``http_listen``; process 0 logs the start-up coverage."""
         self.settings = settings
         self.drain = drain
         self.config_path = config_path
@@ -225,7 +225,7 @@ class Service:
             side.append(asyncio.create_task(self._listener.run(self.stopping), name="listener"))
             side.append(asyncio.create_task(self._announce_ready(), name="ready"))
             side.append(asyncio.create_task(self._watchdog(), name="watchdog"))
-            if self.worker_process is None:
+            if self.worker_process in (None, 0):  # once per service
                 side.append(asyncio.create_task(self._report_coverage(), name="coverage"))
             side.append(asyncio.create_task(self._index_keeper.run(self.stopping),
                                             name="indexes"))
