@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import aiohttp
 import httpx
+
+if TYPE_CHECKING:
+    import aiohttp
 
 READ_BUFFER_BYTES = 8 * 1024 * 1024
 
@@ -25,8 +28,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
-        # Made on first use: an aiohttp session belongs to the running event loop.
+        # Made on first use: an aiohttp session belongs to the running event loop. aiohttp is
+        # imported then too (0.1 s, most of it its SSL contexts), after the daemon's first claim.
         if self._session is None:
+            import aiohttp
+
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 auto_decompress=False,  # httpx decodes a Content-Encoding itself
@@ -38,6 +44,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+
         timeout = request.extensions.get("timeout", {})
         with _as_httpx_errors(request):
             response = await self._get_session().request(
@@ -84,6 +92,8 @@ class _WholeBody(httpx.AsyncByteStream):
 @contextmanager
 def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
     """aiohttp's failures as the httpx errors they correspond to."""
+    import aiohttp
+
     try:
         yield
     except aiohttp.ClientConnectorError as exc:
