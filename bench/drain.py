@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import WORKER_CONCURRENCY, Postgres
-from run import drain_run
+from scenario_drain import drain_run
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:

@@ -1,7 +1,8 @@
 """The pieces the benchmarks are built from: an embedded PostgreSQL with a migrated template,
 model servers and the worker as subprocesses, CPU and RSS sampling, enqueueing.
 
-Nothing here measures anything by itself; bench/run.py composes it into scenarios.
+Nothing here measures anything by itself; bench/run.py and its scenario_*.py modules compose it
+into scenarios.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ DEFAULT_CAPS = {"e5_small": 64, "bge_m3": 32}
 MODEL_MAX_CONCURRENCY = 4
 # the worker's coroutines (Settings.concurrency default, 8 since c2d7e2b)
 WORKER_CONCURRENCY = 8
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def with_database(url: str, name: str) -> str:
