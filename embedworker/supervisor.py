@@ -82,9 +82,11 @@ class Supervisor:
         self._sockets: list[socket.socket] = []
         self._stopping = asyncio.Event()
         self._signals = 0
-        self._announced = False
-        self._reloads_pending = False
+        # READY=1 is owed to systemd: at start, and after each reload.
+        self._ready_owed = True
         self._folder = Path(tempfile.mkdtemp(prefix="embedworker-notify-"))
+        # The workers ping at half of this; one silent for all of it is unhealthy.
+        self._worker_watchdog_usec = int(os.environ.get("WATCHDOG_USEC") or WORKER_WATCHDOG_USEC)
         self._pool: asyncpg.Pool | None = None
         self._status: StatusReader | None = None
         self.metrics: Metrics | None = None
@@ -150,7 +152,7 @@ class Supervisor:
         env = {key: value for key, value in os.environ.items()
                if key not in ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC")}
         env["NOTIFY_SOCKET"] = str(worker.notify_path)
-        env["WATCHDOG_USEC"] = os.environ.get("WATCHDOG_USEC") or str(WORKER_WATCHDOG_USEC)
+        env["WATCHDOG_USEC"] = str(self._worker_watchdog_usec)
         return env
 
     async def _spawn(self, worker: WorkerProcess) -> asyncio.subprocess.Process:
@@ -202,7 +204,7 @@ class Supervisor:
         if self._stopping.is_set():
             return
         notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
-        self._reloads_pending = True
+        self._ready_owed = True
         for worker in self._workers:
             if worker.process is not None and worker.process.returncode is None:
                 worker.state = "reloading"
@@ -214,15 +216,13 @@ class Supervisor:
         """READY=1 once every worker is ready (after start, and after a reload)."""
         if self._stopping.is_set() or not all(w.state == "ready" for w in self._workers):
             return
-        if self._reloads_pending or not self._announced:
-            self._announced = True
-            self._reloads_pending = False
+        if self._ready_owed:
+            self._ready_owed = False
             notify("READY=1", f"STATUS={len(self._workers)} worker processes ready")
             log.info("supervisor.ready", processes=len(self._workers))
 
     def _silent_workers(self) -> list[int]:
-        usec = int(self._worker_env(self._workers[0])["WATCHDOG_USEC"]) if self._workers else 0
-        limit = usec / 1_000_000
+        limit = self._worker_watchdog_usec / 1_000_000
         now = time.monotonic()
         return [w.index for w in self._workers
                 if w.state not in ("starting", "exited") and now - w.last_ping > limit]
