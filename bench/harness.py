@@ -461,7 +461,7 @@ class Worker:
         self.process.returncode = os.waitstatus_to_exitcode(status) if status >= 0 else -1
         wall = time.perf_counter() - self.started
         tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-15:])
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"user_s": usage.ru_utime, "system_s": usage.ru_stime}
         if self.trace_path is not None and self.trace_path.exists():
             extra["trace"] = json.loads(self.trace_path.read_text())
         return WorkerResult(

@@ -306,14 +306,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         row["attempt"] = attempt + 1
                         rows.append(row)
             for patches in args.whatif:
-                for latency in args.latencies:
-                    for attempt in range(args.repeat):
-                        row = await drain_run(pg, args, kind="fast", latency_ms=latency,
-                                              items=args.items, concurrency=args.concurrency,
-                                              batch=args.batch_size, label="whatif",
-                                              patches=patches)
-                        row["attempt"] = attempt + 1
-                        rows.append(row)
+                for protocol in ["hfspace", *args.drain_protocols]:
+                    for latency in args.latencies:
+                        for attempt in range(args.repeat):
+                            row = await drain_run(pg, args, kind="fast", latency_ms=latency,
+                                                  items=args.items,
+                                                  concurrency=args.concurrency,
+                                                  batch=args.batch_size, label="whatif",
+                                                  patches=patches, protocol=protocol)
+                            row["attempt"] = attempt + 1
+                            rows.append(row)
             results["drain"] = rows
         if "paths" in args.only:
             results["paths"] = await scenario_paths(pg, args)

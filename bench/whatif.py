@@ -94,7 +94,50 @@ def patch_trace() -> None:
     signal.signal(signal.SIGUSR1, dump_and_reset)
 
 
-PATCHES = {"trace": patch_trace}
+def patch_uvloop() -> None:
+    import asyncio
+
+    import uvloop
+
+    asyncio.run = uvloop.run  # type: ignore[assignment]
+
+
+def patch_pybase64() -> None:
+    import numpy as np
+    import pybase64
+
+    from embedworker.embedders import openai
+
+    def decode(embedding: Any) -> Any:
+        if not isinstance(embedding, str):
+            return embedding
+        raw = pybase64.b64decode(embedding, validate=True)
+        return np.frombuffer(raw, dtype="<f4")
+
+    openai._decode = decode
+
+
+def patch_npcount() -> None:
+    import numpy as np
+
+    from embedworker.embedders import decode as module
+
+    original = module.decode_vectors
+
+    def decode_vectors(content: bytes, wire: Any, count: int, dimension: int) -> Any:
+        if wire.rows_at is not None and count and int(
+                np.count_nonzero(np.frombuffer(content, np.uint8) == 91)) == count + 1:
+            fast = module._rows_in_one_pass(content, wire.rows_at, count, dimension)
+            if fast is not None:
+                return fast
+        return original(content, wire, count, dimension)
+
+    from embedworker.embedders import client
+    client.decode_vectors = decode_vectors
+
+
+PATCHES = {"trace": patch_trace, "uvloop": patch_uvloop, "pybase64": patch_pybase64,
+           "npcount": patch_npcount}
 
 
 def main() -> int:

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from embedworker.config import ModelSettings
 from embedworker.embedders.base import Embeddings
 from embedworker.embedders.decode import decode_vectors
 from embedworker.embedders.errors import ErrorKind, ModelError
-from embedworker.embedders.http import get_ok, make_client, post_raw, with_retries
+from embedworker.embedders.http import ServerClient, get_ok, with_retries
 from embedworker.embedders.limits import RateLimiter
 from embedworker.embedders.replicas import Replica, ReplicaSet
 
@@ -56,7 +57,7 @@ class HttpEmbedder:
         self._replicas = ReplicaSet(
             name,
             settings.urls,
-            lambda url: make_client(url, settings.timeout_s, api_key),
+            lambda url: ServerClient(url, settings.timeout_s, api_key),
             self._replica_healthy,
         )
         self._requests = asyncio.Semaphore(settings.max_concurrency)
@@ -104,10 +105,9 @@ class HttpEmbedder:
             replica = self._replicas.pick()
             with replica.busy():
                 try:
-                    return await post_raw(
-                        replica.client,
+                    return await replica.client.post(
                         self._wire.embed_path,
-                        self._wire.payload(inputs),
+                        orjson.dumps(self._wire.payload(inputs)),
                         on_headers=release_slot,
                     )
                 except ModelError as error:
@@ -118,12 +118,12 @@ class HttpEmbedder:
             release_slot()
 
     async def _replica_healthy(self, replica: Replica) -> bool:
-        return await get_ok(replica.client, self._wire.health_path)
+        return await get_ok(replica.client.http, self._wire.health_path)
 
     async def _learn_server_limit(self) -> None:
         if self._limit_known:
             return
-        limit = await self._wire.max_batch(self._replicas.pick().client)
+        limit = await self._wire.max_batch(self._replicas.pick().client.http)
         if limit is not None:
             self.max_batch = min(self.max_batch, limit)
             self._limit_known = True

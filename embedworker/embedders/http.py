@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
-import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from embedworker.embedders.decode import decode_json
 from embedworker.embedders.errors import ErrorKind, ModelError
 from embedworker.embedders.transport import AiohttpTransport
 
@@ -28,14 +27,84 @@ T = TypeVar("T")
 MAX_CONNECTIONS = 32
 
 
-def make_client(base_url: str, timeout_s: float, api_key: str | None) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers=headers,
-        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-        transport=AiohttpTransport(max_connections=MAX_CONNECTIONS),
-    )
+class ServerClient:
+    """One model server: httpx's client, and its embedding POST made cheap.
+
+    A POST goes to the client's transport directly, with the URL and headers merged once per
+    path: it uses none of the client's per-request features (redirects, cookies, auth flows,
+    event hooks), and those cost about as much CPU as the rest of the request together
+    (bench/httpcost.py). Everything else (health checks, a server's limits) goes through the
+    client as usual.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float,
+        api_key: str | None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._transport = transport or AiohttpTransport(max_connections=MAX_CONNECTIONS)
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            transport=self._transport,
+        )
+        self._targets: dict[str, _Target] = {}
+
+    async def post(
+        self, path: str, content: bytes, on_headers: Callable[[], None] | None = None
+    ) -> bytes:
+        """POST ``content`` (JSON) once; the body of a 2xx answer, or a ModelError of the
+        right class. ``on_headers()`` is called when the answer's headers arrive: the server
+        has done its work by then, and only the body remains to be read."""
+        target = self._targets.get(path) or self._target(path)
+        request = httpx.Request(
+            "POST", target.url, headers=target.headers, content=content,
+            extensions=target.extensions,
+        )
+        try:
+            response = await self._transport.handle_async_request(request)
+            try:
+                if on_headers is not None:
+                    on_headers()
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            raise ModelError(
+                ErrorKind.TRANSIENT, f"timeout calling {path}", unreachable=True
+            ) from None
+        except httpx.TransportError as exc:
+            raise ModelError(
+                ErrorKind.TRANSIENT, f"cannot reach model server: {type(exc).__name__}",
+                unreachable=True,
+            ) from None
+        if not response.is_success:
+            raise error_for_status(response)
+        return body
+
+    def _target(self, path: str) -> _Target:
+        merged = self.http.build_request("POST", path, headers=_JSON)
+        headers = httpx.Headers(
+            [(key, value) for key, value in merged.headers.multi_items()
+             if key.lower() != "content-length"]
+        )
+        target = _Target(merged.url, headers, merged.extensions)
+        self._targets[path] = target
+        return target
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: httpx.URL
+    headers: httpx.Headers
+    extensions: dict[str, Any]
 
 
 async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
@@ -73,43 +142,6 @@ async def get_ok(client: httpx.AsyncClient, path: str) -> bool:
     except ValueError:
         return True
     return not isinstance(body, dict) or body.get("status", "ok") in ("ok", "healthy")
-
-
-async def post_once(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> Any:
-    """POST ``payload`` once; the decoded JSON, or a ModelError of the right class."""
-    return decode_json(await post_raw(client, path, payload))
-
-
-async def post_raw(
-    client: httpx.AsyncClient,
-    path: str,
-    payload: dict[str, Any],
-    on_headers: Callable[[], None] | None = None,
-) -> bytes:
-    """POST ``payload`` once; the body of a 2xx answer, or a ModelError of the right class.
-
-    ``on_headers()`` is called when the answer's headers arrive: the server has done its work
-    by then, and only the body remains to be read.
-    """
-    try:
-        async with client.stream(
-            "POST", path, content=orjson.dumps(payload), headers=_JSON
-        ) as response:
-            if on_headers is not None:
-                on_headers()
-            content = await response.aread()
-    except httpx.TimeoutException:
-        raise ModelError(
-            ErrorKind.TRANSIENT, f"timeout calling {path}", unreachable=True
-        ) from None
-    except httpx.TransportError as exc:
-        raise ModelError(
-            ErrorKind.TRANSIENT, f"cannot reach model server: {type(exc).__name__}",
-            unreachable=True,
-        ) from None
-    if not response.is_success:
-        raise error_for_status(response)
-    return content
 
 
 _JSON = {"Content-Type": "application/json"}

@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-import httpx
 import structlog
 
 from embedworker.embedders.errors import ErrorKind, ModelError
+from embedworker.embedders.http import ServerClient
 
 log = structlog.get_logger(__name__)
 
@@ -19,7 +19,7 @@ PROBE_MAX_S = 30.0
 
 
 class Replica:
-    def __init__(self, url: str, client: httpx.AsyncClient):
+    def __init__(self, url: str, client: ServerClient):
         self.url = url
         self.client = client
         self.in_flight = 0
@@ -41,11 +41,11 @@ class ReplicaSet:
         self,
         model: str,
         urls: Sequence[str],
-        make_client: Callable[[str], httpx.AsyncClient],
+        connect: Callable[[str], ServerClient],
         healthy: Callable[[Replica], Awaitable[bool]],
     ):
         self._model = model
-        self.replicas = [Replica(url, make_client(url)) for url in urls]
+        self.replicas = [Replica(url, connect(url)) for url in urls]
         self._healthy = healthy
         self._probes: dict[str, asyncio.Task[None]] = {}
 

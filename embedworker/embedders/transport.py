@@ -26,6 +26,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, max_connections: int) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Made on first use: an aiohttp session belongs to the running event loop. aiohttp is
@@ -44,9 +45,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        import aiohttp
-
-        timeout = request.extensions.get("timeout", {})
         with _as_httpx_errors(request):
             response = await self._get_session().request(
                 request.method,
@@ -54,12 +52,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=request.headers,
                 data=request.content or None,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=self._timeout(request.extensions.get("timeout", {})),
             )
         return httpx.Response(
             status_code=response.status,
@@ -67,6 +60,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             stream=_WholeBody(response, request),
             request=request,
         )
+
+    def _timeout(self, timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (timeout.get("pool"), timeout.get("connect"), timeout.get("read"))
+        known = self._timeouts.get(key)
+        if known is None:
+            import aiohttp
+
+            pool, connect, read = key
+            known = aiohttp.ClientTimeout(
+                total=None, connect=pool, sock_connect=connect, sock_read=read
+            )
+            self._timeouts[key] = known
+        return known
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -7,21 +7,24 @@ nothing listens on a socket.
 from __future__ import annotations
 
 import math
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
 from embedworker.embedders import ErrorKind, ModelError
 from embedworker.embedders.base import check_vectors
+from embedworker.embedders.decode import decode_json
 from embedworker.embedders.http import (
     REQUEST_ATTEMPTS,
+    ServerClient,
     error_for_status,
     parse_retry_after,
-    post_once,
     with_retries,
 )
 
@@ -258,11 +261,15 @@ def test_retry_after_nan_is_none() -> None:
     assert parse_retry_after("nan") is None
 
 
-# --- post_once with retries over a mock transport ---
+# --- ServerClient.post with retries over a mock transport ---
 
 
-def mock_client(handler: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url="http://model.test", transport=httpx.MockTransport(handler))
+def mock_client(handler: Any) -> ServerClient:
+    return ServerClient("http://model.test", 5.0, None, transport=httpx.MockTransport(handler))
+
+
+async def post_once(client: ServerClient, path: str, payload: dict[str, Any]) -> Any:
+    return decode_json(await client.post(path, orjson.dumps(payload)))
 
 
 async def test_post_returns_the_decoded_body() -> None:
@@ -272,7 +279,7 @@ async def test_post_returns_the_decoded_body() -> None:
         seen.append(request)
         return httpx.Response(200, json={"embeddings": [[1.0, 2.0]]})
 
-    async with mock_client(handler) as client:
+    async with aclosing(mock_client(handler)) as client:
         body = await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": ["a"]}))
 
     assert body == {"embeddings": [[1.0, 2.0]]}
@@ -288,7 +295,7 @@ async def test_post_does_not_retry_a_per_item_rejection() -> None:
         calls += 1
         return httpx.Response(422, json={"detail": "input 0 is empty"})
 
-    async with mock_client(handler) as client:
+    async with aclosing(mock_client(handler)) as client:
         with pytest.raises(ModelError) as caught:
             await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": [""]}))
 
@@ -300,7 +307,7 @@ async def test_post_body_that_is_not_json_is_malformed() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>oops</html>")
 
-    async with mock_client(handler) as client:
+    async with aclosing(mock_client(handler)) as client:
         with pytest.raises(ModelError) as caught:
             await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": ["a"]}))
 
@@ -316,7 +323,7 @@ async def test_post_retries_a_transient_error_then_gives_it_back() -> None:
         # Retry-After: 0 keeps tenacity's wait at zero seconds.
         return httpx.Response(503, headers={"Retry-After": "0"}, json={"detail": "busy"})
 
-    async with mock_client(handler) as client:
+    async with aclosing(mock_client(handler)) as client:
         with pytest.raises(ModelError) as caught:
             await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": ["a"]}))
 
@@ -334,7 +341,7 @@ async def test_post_succeeds_after_a_transient_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return answers.pop(0)
 
-    async with mock_client(handler) as client:
+    async with aclosing(mock_client(handler)) as client:
         body = await with_retries(lambda: post_once(client, "/embed/batch", {"inputs": []}))
 
     assert body == {"embeddings": []}
