@@ -1,9 +1,10 @@
 """Where the worker's time goes, piece by piece, without the worker process.
 
 - ``decode_costs``: CPU per item of what the worker does with a model's answer, as the daemon
-  does it (since c2d7e2b): orjson.loads of the body, check_vectors (one float32 array per
-  answer) and embedworker.db.connect.encode_vector of each float32 row (pgvector's binary
-  format, a byte copy); stdlib json.loads beside it for comparison.
+  does it: embedworker.embedders.decode.decode_vectors (a JSON answer in one simdjson pass, a
+  base64 one through pybase64) and embedworker.db.connect.encode_vector of each float32 row
+  (pgvector's binary format, a byte copy); orjson.loads + check_vectors (the general way) and
+  the stdlib json.loads beside it for comparison.
 - ``database_drain``: the database side of a drain alone: ``concurrency`` coroutines that claim
   with the daemon's own QueueStore.claim and finish with its QueueStore.finish (one statement:
   the queue UPDATE and the embeddings upsert from unnest() of vector[] arrays). Models and JSON
@@ -43,12 +44,20 @@ def _slot(text: str) -> int:
 def decode_costs(batch: int = 32, rounds: int = 30) -> dict[str, Any]:
     """Microseconds of CPU per item for each step of handling an answer, per model.
 
-    ``daemon_total_us`` is what embedworker does with a JSON answer: orjson.loads, its
-    check_vectors (a (batch, dim) float32 array) and encode_vector of each row; json_loads_us
-    (the stdlib decoder, before 83d7381) is there for comparison only.
+    ``daemon_total_us`` is what embedworker does with an hfspace JSON answer: decode_vectors
+    (one simdjson pass into a checked float32 array) and encode_vector of each row;
+    ``base64_total_us`` the same for an OpenAI base64 answer. orjson.loads + check_vectors (the
+    general way, taken for answers of another shape) and the stdlib json.loads are there for
+    comparison.
     """
+    import base64
+
+    from embedworker.config import ModelSettings
     from embedworker.db.connect import encode_vector
     from embedworker.embedders.base import check_vectors
+    from embedworker.embedders.decode import decode_vectors
+    from embedworker.embedders.hfspace import HfSpaceWire
+    from embedworker.embedders.openai import OpenAiWire
 
     def timed(function: Any) -> float:
         function()
@@ -62,20 +71,32 @@ def decode_costs(batch: int = 32, rounds: int = 30) -> dict[str, Any]:
         pool = _pool(model)
         body = json.dumps({"embeddings": [pool[i] for i in range(batch)], "count": batch,
                            "dim": dim}).encode()
+        binary = orjson.dumps({"data": [
+            {"index": i, "embedding": base64.b64encode(
+                np.asarray(pool[i], dtype="<f4").tobytes()).decode()}
+            for i in range(batch)]})
+        settings = ModelSettings(url="http://127.0.0.1:1", protocol="openai", model=model,
+                                 dimension=dim, column="v", flag_column="f")
+        hfspace, openai = HfSpaceWire(settings), OpenAiWire(settings)
         vectors = orjson.loads(body)["embeddings"]
-        array = check_vectors(vectors, batch, dim)
+        array = decode_vectors(body, hfspace, batch, dim)
         if array.dtype != np.float32 or array.shape != (batch, dim):
-            raise RuntimeError(f"check_vectors gave {array.dtype} {array.shape}")
+            raise RuntimeError(f"decode_vectors gave {array.dtype} {array.shape}")
         row: dict[str, Any] = {"answer_bytes_per_item": len(body) // batch}
         row["json_loads_us"] = timed(lambda b=body: json.loads(b))
         row["orjson_loads_us"] = timed(lambda b=body: orjson.loads(b))
         row["check_vectors_us"] = timed(lambda v=vectors, d=dim: check_vectors(v, batch, d))
+        row["decode_vectors_us"] = timed(
+            lambda b=body, d=dim: decode_vectors(b, hfspace, batch, d))
+        row["base64_decode_us"] = timed(
+            lambda b=binary, d=dim: decode_vectors(b, openai, batch, d))
         row["encode_vector_us"] = timed(lambda a=array: [encode_vector(x) for x in a])
-        row["daemon_total_us"] = (row["orjson_loads_us"] + row["check_vectors_us"]
-                                  + row["encode_vector_us"])
+        row["daemon_total_us"] = row["decode_vectors_us"] + row["encode_vector_us"]
+        row["base64_total_us"] = row["base64_decode_us"] + row["encode_vector_us"]
         out["models"][model] = {k: round(v, 1) if isinstance(v, float) else v
                                 for k, v in row.items()}
-    out["daemon_total_us"] = round(sum(m["daemon_total_us"] for m in out["models"].values()), 1)
+    for total in ("daemon_total_us", "base64_total_us"):
+        out[total] = round(sum(m[total] for m in out["models"].values()), 1)
     return out
 
 

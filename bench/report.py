@@ -262,14 +262,25 @@ def table(results: dict[str, Any]) -> str:
         out.append(f"\n== the pieces alone (bench/paths.py) ==\nCPU per item to handle a model's "
                    f"answer (batch {dec['batch']}), microseconds:")
         keys = ["answer_bytes_per_item", "json_loads_us", "orjson_loads_us", "check_vectors_us",
-                "encode_vector_us", "daemon_total_us"]
+                "decode_vectors_us", "base64_decode_us", "encode_vector_us", "daemon_total_us",
+                "base64_total_us"]
         present = [k for k in keys if any(k in m for m in dec["models"].values())]
         out.append(_table(["model", *[k.removesuffix("_us") for k in present]],
                           [[model, *[m.get(k, "-") for k in present]]
                            for model, m in dec["models"].items()]))
         out.append(f"both models: {dec.get('daemon_total_us')} us/item as the daemon does it "
-                   "(orjson.loads, check_vectors to float32, encode_vector of each row); "
-                   "json_loads = the stdlib decoder, for comparison only")
+                   f"with JSON answers (decode_vectors: one simdjson pass; encode_vector of "
+                   f"each row), {dec.get('base64_total_us')} us/item with base64 answers; "
+                   "orjson_loads + check_vectors = the general way, json_loads = the stdlib "
+                   "decoder, for comparison only")
+        if paths.get("http"):
+            ways = list(paths["http"][0]["us_per_request"])
+            out.append("CPU per bge_m3 request of 32 inputs, awaited one after another "
+                       "(bench/httpcost.py; user + system µs, median of 3 rounds of 1000):")
+            out.append(_table(["protocol", "answer bytes", *ways],
+                              [[r["protocol"], r["answer_bytes"],
+                                *[r["us_per_request"][w] for w in ways]]
+                               for r in paths["http"]]))
         if paths.get("database"):
             out.append("database side of a drain alone (the daemon's claim and one-statement "
                        "finish from the bench process, no model, no JSON):")

@@ -42,7 +42,10 @@ Scenarios (--only takes a comma-separated subset of these names):
             --drain-protocols) and two `drain` processes sharing the queue (--drain-processes)
   paths     the pieces alone (bench/paths.py): CPU per item of handling an answer as the
             daemon does it (orjson.loads, check_vectors to float32, encode_vector; stdlib
-            json.loads beside it), and the database side of a drain with no model and no JSON:
+            json.loads beside it), the CPU of one embedding request by way of sending it
+            (bench/httpcost.py: the daemon's ServerClient.post, httpx's client.stream over the
+            same transport, aiohttp alone), and the database side of a drain with no model
+            and no JSON:
             the daemon's own claim and one-statement finish, concurrency 8, batch 32
   grid      the drain at concurrency 1/2/4/8 x batch 16/32/64, models at 0 and 50 ms (the plot)
   latency   a running daemon (`run`, poll 300 s, so only NOTIFY wakes it): 200 single

@@ -229,6 +229,13 @@ async def scenario_paths(pg: Postgres, args: argparse.Namespace) -> dict[str, An
     out: dict[str, Any] = {"decode": paths.decode_costs()}
     log(f"paths: handling an answer, both models, as the daemon does it: "
         f"{out['decode']['daemon_total_us']} us/item; {out['decode']['models']}")
+    import httpcost
+
+    out["http"] = []
+    for protocol in ["hfspace", *args.drain_protocols]:
+        row = await httpcost.http_cost(protocol)
+        log(f"paths: CPU per embedding request (bench/httpcost.py): {row}")
+        out["http"].append(row)
     out["database"] = []
     for attempt in range(args.repeat):
         row = await paths.database_drain(pg, args.items, args.concurrency, args.batch_size)

@@ -136,7 +136,36 @@ def patch_npcount() -> None:
     client.decode_vectors = decode_vectors
 
 
-PATCHES = {"trace": patch_trace, "uvloop": patch_uvloop, "pybase64": patch_pybase64,
+def patch_pool10() -> None:
+    from embedworker import service
+
+    original = service.create_pool
+
+    async def create_pool(dsn: str, max_size: int) -> Any:
+        return await original(dsn, min(max_size, 10))
+
+    service.create_pool = create_pool  # type: ignore[assignment]
+
+
+def patch_gcfreeze() -> None:
+    import gc
+
+    from embedworker import worker
+
+    original = worker.Worker._claim_and_process
+    frozen = False
+
+    async def claim_and_process(self: Any, *args: Any) -> Any:
+        nonlocal frozen
+        if not frozen:
+            frozen = True
+            gc.freeze()
+        return await original(self, *args)
+
+    worker.Worker._claim_and_process = claim_and_process  # type: ignore[method-assign]
+
+
+PATCHES = {"trace": patch_trace, "pool10": patch_pool10, "gcfreeze": patch_gcfreeze, "uvloop": patch_uvloop, "pybase64": patch_pybase64,
            "npcount": patch_npcount}
 
 
