@@ -1,9 +1,8 @@
-"""Command line: argument parsing and exit codes; the only place that calls asyncio.run."""
+"""Command line: argument parsing and exit codes; the only place that starts an event loop."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
-from embedworker import __version__
+from embedworker import __version__, loop
 from embedworker.config import ConfigError, Settings, load_settings
 from embedworker.db.connect import UNAVAILABLE_ERRORS, connect, describe
 from embedworker.db.reembed import DEFAULT_CHUNK_SIZE, REEMBED_PRIORITY
@@ -161,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from embedworker.service import SchemaError
 
     try:
-        return asyncio.run(command(settings, args))
+        return loop.run(command(settings, args))
     except asyncpg.ClientConfigurationError as exc:  # an InterfaceError: before UNAVAILABLE
         print(f"embedworker: invalid configuration: database_url: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from contextlib import suppress
@@ -216,6 +217,10 @@ class Service:
         return Runtime(queue=store, models=models, options=worker_options(settings))
 
     async def _supervise(self, worker: Worker, runtime: Runtime) -> int:
+        # What start-up made (modules, settings, clients) lives as long as the process: the
+        # cyclic collector need not walk it again at every full collection (4-9 % less CPU per
+        # item in a drain, bench/whatif.py gcfreeze).
+        gc.freeze()
         work = asyncio.create_task(worker.run(self.stopping, drain=self.drain), name="workers")
         side = [asyncio.create_task(self._recover_leases(), name="lease-recovery")]
         if self._listener is not None:

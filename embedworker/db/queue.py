@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 from uuid import UUID
 
 import asyncpg
@@ -21,6 +22,7 @@ from embedworker.embedders.base import Embedding
 __all__ = ["FinishCounts", "ModelColumns", "QueueStore", "check_model_columns"]
 
 _DEADLOCK_ATTEMPTS = 3
+_NONE_DONE: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class QueueStore:
     ):
         self._pool = pool
         self._models = list(models)
+        self._model_names = [model.name for model in self._models]
         self._default_max_retries = default_max_retries
         self._claim_sql = _claim_sql(self._models)
         self._finish_sql = _finish_sql(self._models)
@@ -67,6 +70,7 @@ class QueueStore:
         rows = await self._pool.fetch(
             self._claim_sql, limit, token, lease_s, self._default_max_retries
         )
+        names = self._model_names
         items = [
             QueueItem(
                 id=row["id"],
@@ -76,11 +80,8 @@ class QueueStore:
                 content_hash=row["content_hash"],
                 retry_count=row["retry_count"],
                 max_retries=row["max_retries"],
-                models_done=frozenset(
-                    model.name
-                    for model, done in zip(self._models, row["done"], strict=True)
-                    if done
-                ),
+                models_done=frozenset(compress(names, row["done"])) if any(row["done"])
+                else _NONE_DONE,
             )
             for row in rows
         ]
