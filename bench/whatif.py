@@ -10,6 +10,8 @@ process, then embedworker's own command line runs. bench/run.py uses it through
   trace    record the duration of every claim, model request and finish, and write a summary
            (count, p50, p95, p99 ms) as JSON to $BENCH_TRACE_FILE at exit, and on SIGUSR1
            (which also starts a new summary)
+  pool10   the connection pool capped at 10 connections whatever the concurrency (measured
+           at concurrency 16: no change of CPU per item; not adopted)
 
 A new proposal is a function here and an entry in PATCHES. The patches measured before are now
 the daemon's own behaviour, and were removed:
@@ -20,6 +22,10 @@ the daemon's own behaviour, and were removed:
   batched  QueueStore.finish is ONE statement: the queue UPDATE and the embeddings upsert, fed
            from unnest() of arrays, vector[] included (adopted in commit c2d7e2b)
   noreset  pool connections skip asyncpg's reset query (adopted in commit c2d7e2b)
+  pybase64 base64 answers decoded by pybase64 (adopted in commit fed9cee)
+  npcount  the answer's brackets counted by numpy (adopted in commit fed9cee)
+  uvloop   uvloop's event loop (adopted in commit f1bb656)
+  gcfreeze gc.freeze() before the first claim (adopted in commit f1bb656)
 """
 
 from __future__ import annotations
@@ -94,48 +100,6 @@ def patch_trace() -> None:
     signal.signal(signal.SIGUSR1, dump_and_reset)
 
 
-def patch_uvloop() -> None:
-    import asyncio
-
-    import uvloop
-
-    asyncio.run = uvloop.run  # type: ignore[assignment]
-
-
-def patch_pybase64() -> None:
-    import numpy as np
-    import pybase64
-
-    from embedworker.embedders import openai
-
-    def decode(embedding: Any) -> Any:
-        if not isinstance(embedding, str):
-            return embedding
-        raw = pybase64.b64decode(embedding, validate=True)
-        return np.frombuffer(raw, dtype="<f4")
-
-    openai._decode = decode
-
-
-def patch_npcount() -> None:
-    import numpy as np
-
-    from embedworker.embedders import decode as module
-
-    original = module.decode_vectors
-
-    def decode_vectors(content: bytes, wire: Any, count: int, dimension: int) -> Any:
-        if wire.rows_at is not None and count and int(
-                np.count_nonzero(np.frombuffer(content, np.uint8) == 91)) == count + 1:
-            fast = module._rows_in_one_pass(content, wire.rows_at, count, dimension)
-            if fast is not None:
-                return fast
-        return original(content, wire, count, dimension)
-
-    from embedworker.embedders import client
-    client.decode_vectors = decode_vectors
-
-
 def patch_pool10() -> None:
     from embedworker import service
 
@@ -147,34 +111,15 @@ def patch_pool10() -> None:
     service.create_pool = create_pool  # type: ignore[assignment]
 
 
-def patch_gcfreeze() -> None:
-    import gc
-
-    from embedworker import worker
-
-    original = worker.Worker._claim_and_process
-    frozen = False
-
-    async def claim_and_process(self: Any, *args: Any) -> Any:
-        nonlocal frozen
-        if not frozen:
-            frozen = True
-            gc.freeze()
-        return await original(self, *args)
-
-    worker.Worker._claim_and_process = claim_and_process  # type: ignore[method-assign]
-
-
-PATCHES = {"trace": patch_trace, "pool10": patch_pool10, "gcfreeze": patch_gcfreeze, "uvloop": patch_uvloop, "pybase64": patch_pybase64,
-           "npcount": patch_npcount}
+PATCHES = {"trace": patch_trace, "pool10": patch_pool10}
 
 
 def main() -> int:
     for name in filter(None, os.environ.get("BENCH_PATCHES", "").split(",")):
         if name not in PATCHES:
             known = ", ".join(PATCHES)
-            print(f"bench/whatif.py: unknown patch {name!r} (known: {known}; orjson, numpy, "
-                  "batched and noreset are the daemon's own behaviour now)", file=sys.stderr)
+            print(f"bench/whatif.py: unknown patch {name!r} (known: {known}; the others in "
+                  "this file's docstring are the daemon's own behaviour now)", file=sys.stderr)
             return 2
         PATCHES[name]()
     from embedworker.cli import main as embedworker_main
