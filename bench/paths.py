@@ -87,9 +87,9 @@ def decode_costs(batch: int = 32, rounds: int = 30) -> dict[str, Any]:
         row["orjson_loads_us"] = timed(lambda b=body: orjson.loads(b))
         row["check_vectors_us"] = timed(lambda v=vectors, d=dim: check_vectors(v, batch, d))
         row["decode_vectors_us"] = timed(
-            lambda b=body, d=dim: decode_vectors(b, hfspace, batch, d))
+            lambda b=body, d=dim, w=hfspace: decode_vectors(b, w, batch, d))
         row["base64_decode_us"] = timed(
-            lambda b=binary, d=dim: decode_vectors(b, openai, batch, d))
+            lambda b=binary, d=dim, w=openai: decode_vectors(b, w, batch, d))
         row["encode_vector_us"] = timed(lambda a=array: [encode_vector(x) for x in a])
         row["daemon_total_us"] = row["decode_vectors_us"] + row["encode_vector_us"]
         row["base64_total_us"] = row["base64_decode_us"] + row["encode_vector_us"]
