@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
-from embedworker.embedders import Embedder, Embedding, ErrorKind, ModelError
+from embedworker.embedders import ErrorKind, ModelError
 
-Result = Embedding | ModelError
+if TYPE_CHECKING:
+    from embedworker.embedders import Embedder, Embedding
+
+Result: TypeAlias = "Embedding | ModelError"
 
 _SPLITTABLE = (ErrorKind.TOO_BIG, ErrorKind.PER_ITEM, ErrorKind.MALFORMED)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from embedworker.embedders.base import Embedding
+if TYPE_CHECKING:
+    from embedworker.embedders.base import Embedding
 
 
 @dataclass(frozen=True, slots=True)

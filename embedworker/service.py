@@ -1,4 +1,9 @@
-"""The composition root: builds the daemon from Settings, runs it, reloads it, shuts it down."""
+"""The composition root: builds the daemon from Settings, runs it, reloads it, shuts it down.
+
+A starting daemon claims first: what it needs only after its first claim (the model clients, the
+HTTP endpoint, the metrics, the schedules, the index keeper, the coverage report) is imported
+and started once that claim has been answered.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import time
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -23,23 +28,26 @@ from embedworker.db.connect import (
     describe,
     wait_for_database,
 )
-from embedworker.db.coverage import model_coverage, reembed_advice
-from embedworker.db.indexes import column_indexes
 from embedworker.db.queue import QueueStore
 from embedworker.db.registry import register_models
-from embedworker.db.stats import QueueStatus, StatusReader
 from embedworker.db.vectors import ModelColumns
-from embedworker.embedders import Embedder, build_embedder
+from embedworker.embedders.deferred import DeferredEmbedder
 from embedworker.exits import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE
-from embedworker.indexing import IndexKeeper
 from embedworker.listener import Listener
 from embedworker.logs import configure_logging
-from embedworker.ops.metrics import Metrics
-from embedworker.ops.server import HealthReport, ObservabilityServer, parse_listen, readiness
-from embedworker.schedules import Scheduler
 from embedworker.systemd import notify, watchdog_interval_s
 from embedworker.waker import Waker
-from embedworker.worker import Model, Runtime, Worker, WorkerOptions, build_models
+from embedworker.worker import Model, Runtime, Worker, WorkerMetrics, WorkerOptions, build_models
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from embedworker.db.stats import QueueStatus, StatusReader
+    from embedworker.embedders import Embedder
+    from embedworker.indexing import IndexKeeper
+    from embedworker.ops.metrics import Metrics
+    from embedworker.ops.server import HealthReport, ObservabilityServer
+    from embedworker.schedules import Scheduler
 
 log = structlog.get_logger(__name__)
 
@@ -102,15 +110,29 @@ class Service:
         self._worker: Worker | None = None
         self._listener: Listener | None = None
         self._scheduler: Scheduler | None = None
-        self._index_keeper = IndexKeeper(lambda: self.settings,
-                                         lambda: model_columns(self.settings))
-        self.metrics = Metrics(settings.enabled_models)
+        self._index_keeper: IndexKeeper | None = None
+        # Set once the first claim has been answered and the rest of the daemon has started.
+        self._started = asyncio.Event()
+        self._metrics: Metrics | None = None
+        self._reports = _MetricsOnDemand(lambda: self.metrics)
         self.http: ObservabilityServer | None = None
         self._model_settings: dict[str, ModelSettings] = {}
         self._all_models: list[Model] = []
         self._last_recovery = time.monotonic()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._status: StatusReader | None = None
+
+    @property
+    def metrics(self) -> Metrics:
+        """The daemon's Prometheus metrics, built (and prometheus-client imported) by the start
+        after the first claim, or by a report that comes earlier."""
+        return self._metrics if self._metrics is not None else self._build_metrics()
+
+    def _build_metrics(self) -> Metrics:
+        from embedworker.ops.metrics import Metrics
+
+        self._metrics = Metrics(self.settings.enabled_models)
+        return self._metrics
 
     # -- signals --------------------------------------------------------------------------
 
@@ -163,7 +185,6 @@ class Service:
             problems = await _validate(runtime)
             if problems:
                 raise SchemaError("; ".join(problems))
-            await self._register_models()
             listener = None
             if not self.drain:
                 listener = Listener(settings.database_url, settings.channel, self.waker)
@@ -172,7 +193,7 @@ class Service:
                 runtime,
                 self.waker,
                 listening=(lambda: listener.healthy) if listener is not None else None,
-                metrics=self.metrics,
+                metrics=self._reports,
             )
             log.info(
                 "embedworker.started",
@@ -182,12 +203,12 @@ class Service:
                 channel=settings.channel,
                 drain=self.drain,
             )
-            http = await self._start_http()
+            await self._bind_http()
             try:
                 return await self._supervise(self._worker, runtime)
             finally:
-                if http is not None:
-                    await http.stop()
+                if self.http is not None:
+                    await self.http.stop()
         finally:
             for model in self._all_models:
                 await model.breaker.aclose()
@@ -197,7 +218,8 @@ class Service:
 
     async def _build_runtime(self, settings: Settings, previous: Runtime | None = None) -> Runtime:
         """A runtime for ``settings``; models whose settings did not change are kept as they
-        are (same client, same breaker)."""
+        are (same client, same breaker). The clients of the others are built by _build_clients
+        or by their first use."""
         assert self._pool is not None
         reused: dict[str, Model] = {}
         fresh: dict[str, Embedder] = {}
@@ -206,9 +228,9 @@ class Service:
                     self._model_settings.get(name) == model_settings:
                 reused[name] = previous.models[name]
             else:
-                fresh[name] = build_embedder(name, model_settings)
+                fresh[name] = DeferredEmbedder(name, model_settings)
         versions = {name: model.version for name, model in settings.enabled_models.items()}
-        built = build_models(fresh, versions, self.waker, self.metrics)
+        built = build_models(fresh, versions, self.waker, self._reports)
         self._all_models.extend(built.values())
         models = {name: reused.get(name) or built[name] for name in settings.enabled_models}
         store = QueueStore(
@@ -216,24 +238,31 @@ class Service:
         )
         return Runtime(queue=store, models=models, options=worker_options(settings))
 
+    @staticmethod
+    def _build_clients(runtime: Runtime) -> None:
+        """Build the model clients that no request has built yet."""
+        for model in runtime.models.values():
+            if isinstance(model.embedder, DeferredEmbedder):
+                model.embedder.client()
+
     async def _supervise(self, worker: Worker, runtime: Runtime) -> int:
         # What start-up made (modules, settings, clients) lives as long as the process: the
         # cyclic collector need not walk it again at every full collection (4-9 % less CPU per
         # item in a drain, bench/whatif.py gcfreeze).
         gc.freeze()
         work = asyncio.create_task(worker.run(self.stopping, drain=self.drain), name="workers")
-        side = [asyncio.create_task(self._recover_leases(), name="lease-recovery")]
+        starting = asyncio.create_task(self._start_the_rest(worker), name="start")
+        side = [starting, self._once_started(self._recover_leases, "lease-recovery")]
         if self._listener is not None:
-            assert self._pool is not None
-            self._scheduler = Scheduler(self._pool, self.settings)
-            side.append(asyncio.create_task(self._scheduler.run(self.stopping), name="schedules"))
             side.append(asyncio.create_task(self._listener.run(self.stopping), name="listener"))
-            side.append(asyncio.create_task(self._announce_ready(), name="ready"))
-            side.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+            side += [
+                self._once_started(self._run_scheduler, "schedules"),
+                self._once_started(self._announce_ready, "ready"),
+                self._once_started(self._watchdog, "watchdog"),
+                self._once_started(self._keep_indexes, "indexes"),
+            ]
             if self.worker_process in (None, 0):  # once per service
-                side.append(asyncio.create_task(self._report_coverage(), name="coverage"))
-            side.append(asyncio.create_task(self._index_keeper.run(self.stopping),
-                                            name="indexes"))
+                side.append(self._once_started(self._report_coverage, "coverage"))
         stop_wait = asyncio.create_task(self.stopping.wait())
         exit_code = EXIT_OK
         try:
@@ -244,6 +273,11 @@ class Service:
                 if any(_crashed(task) for task in done):
                     exit_code = EXIT_FAILURE
                     break
+            if exit_code == EXIT_OK and not stop_wait.done() and worker.claimed.is_set():
+                # A drain that found its work done at once still completes its start.
+                await asyncio.wait([starting])
+                if _crashed(starting):
+                    exit_code = EXIT_FAILURE
             self.stopping.set()
             self.waker.wake_all()
             await self._finish_work(work)
@@ -267,9 +301,48 @@ class Service:
             log.info("shutdown.released", items=released)
         return exit_code
 
+    async def _start_the_rest(self, worker: Worker) -> None:
+        """Once the first claim is answered: the model clients, the HTTP endpoint, the models
+        registered for embedworker_search(); then the other tasks beside the workers start."""
+        await worker.claimed.wait()
+        self._build_clients(worker.runtime)
+        if self._metrics is None:
+            self._build_metrics()
+        if self.http is not None:
+            await self.http.start()
+        await self._register_models()
+        self._started.set()
+
+    def _once_started(
+        self, job: Callable[[], Awaitable[None]], name: str
+    ) -> asyncio.Task[None]:
+        """A task beside the workers that begins once the daemon has started completely."""
+
+        async def run() -> None:
+            await self._started.wait()
+            await job()
+
+        return asyncio.create_task(run(), name=name)
+
+    async def _run_scheduler(self) -> None:
+        from embedworker.schedules import Scheduler
+
+        assert self._pool is not None
+        self._scheduler = Scheduler(self._pool, self.settings)
+        await self._scheduler.run(self.stopping)
+
+    async def _keep_indexes(self) -> None:
+        from embedworker.indexing import IndexKeeper
+
+        self._index_keeper = IndexKeeper(lambda: self.settings,
+                                         lambda: model_columns(self.settings))
+        await self._index_keeper.run(self.stopping)
+
     async def _report_coverage(self) -> None:
         """Log once at start how many rows have each model's current vector, and what to run
         when some do not (a new model, a changed version: re-embedding is the operator's call)."""
+        from embedworker.db.coverage import model_coverage, reembed_advice
+
         assert self._pool is not None
         try:
             coverage = await model_coverage(self._pool, model_columns(self.settings))
@@ -340,24 +413,31 @@ class Service:
 
     # -- health, readiness, /metrics and systemd's watchdog -------------------------------
 
-    async def _start_http(self) -> ObservabilityServer | None:
+    async def _bind_http(self) -> None:
+        """Take ``http_listen``'s address before the first claim (an address in use stops the
+        start there); the endpoint answers once the first claim is answered."""
         if self.drain or self.worker_process is not None or not self.settings.http_listen:
-            return None
+            return
+        from embedworker.ops.server import ObservabilityServer, parse_listen
+
         host, port = parse_listen(self.settings.http_listen)
         server = ObservabilityServer(
-            host, port, health=self.health, ready=self.readiness, metrics=self.metrics,
+            host, port, health=self.health, ready=self.readiness, metrics=lambda: self.metrics,
             status=self.queue_status,
         )
-        await server.start()
+        await server.bind()
         self.http = server
-        return server
 
     def health(self) -> HealthReport:
+        from embedworker.ops.server import HealthReport
+
         problems = self.health_problems()
         return HealthReport(ok=not problems, reasons=tuple(problems))
 
     async def readiness(self) -> HealthReport:
         """The database answers, LISTEN works, and at least one model is not known down."""
+        from embedworker.ops.server import readiness
+
         assert self._pool is not None
         assert self._worker is not None
         try:
@@ -377,6 +457,9 @@ class Service:
 
     async def queue_status(self) -> QueueStatus:
         """The queue's figures, with each model's coverage."""
+        from embedworker.db.indexes import column_indexes
+        from embedworker.db.stats import StatusReader
+
         assert self._pool is not None
         if self._status is None:
             self._status = StatusReader(self._pool)
@@ -439,6 +522,7 @@ class Service:
         if problems:
             log.error("reload.rejected", reason="; ".join(problems))
             return False
+        self._build_clients(runtime)
         configure_logging(new.log_level)
         self._model_settings = dict(new.enabled_models)
         self._worker.reconfigure(runtime)
@@ -447,7 +531,8 @@ class Service:
         self.settings = new
         self.reloads += 1
         await self._register_models()
-        self._index_keeper.wake()
+        if self._index_keeper is not None:
+            self._index_keeper.wake()
         changed = sorted(key for key in Settings.model_fields
                          if getattr(new, key) != getattr(old, key))
         log.info("reload.applied", changed=changed)
@@ -471,6 +556,27 @@ async def _validate(runtime: Runtime) -> list[str]:
         return await store.validate()
     except UNAVAILABLE_ERRORS as exc:
         return [f"database unavailable: {describe(exc)}"]
+
+
+class _MetricsOnDemand:
+    """The worker's reports, passed on to the daemon's Metrics (see Service.metrics)."""
+
+    def __init__(self, metrics: Callable[[], WorkerMetrics]):
+        self._metrics = metrics
+
+    def batch_finished(
+        self, size: int, completed: int, retrying: int, failed: int, seconds: float
+    ) -> None:
+        self._metrics().batch_finished(size, completed, retrying, failed, seconds)
+
+    def model_request(self, model: str, seconds: float, error_kind: str | None) -> None:
+        self._metrics().model_request(model, seconds, error_kind)
+
+    def model_available(self, model: str, up: bool) -> None:
+        self._metrics().model_available(model, up)
+
+    def wakeup(self, reason: str) -> None:
+        self._metrics().wakeup(reason)
 
 
 def _crashed(task: asyncio.Task[Any]) -> bool:

@@ -245,10 +245,10 @@ class Supervisor:
     async def _start_http(self) -> ObservabilityServer | None:
         if not self.settings.http_listen:
             return None
-        self.metrics = Metrics(self.settings.enabled_models)
+        metrics = self.metrics = Metrics(self.settings.enabled_models)
         host, port = parse_listen(self.settings.http_listen)
         server = ObservabilityServer(host, port, health=self.health, ready=self.readiness,
-                                     metrics=self.metrics, status=self.queue_status)
+                                     metrics=lambda: metrics, status=self.queue_status)
         await server.start()
         self.http = server
         return server

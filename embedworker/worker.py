@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 import structlog
@@ -19,10 +19,13 @@ from embedworker.breaker import CircuitBreaker
 from embedworker.db.connect import UNAVAILABLE_ERRORS, describe
 from embedworker.db.queue import FinishCounts
 from embedworker.domain import Batch, Outcome
-from embedworker.embedders import Embedder, ErrorKind, ModelError
+from embedworker.embedders import ErrorKind, ModelError
 from embedworker.retry import backoff_delay
 from embedworker.text import clean_text
 from embedworker.waker import Waker
+
+if TYPE_CHECKING:
+    from embedworker.embedders import Embedder
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +152,8 @@ class Worker:
         self._release_lock = asyncio.Lock()
         self._released = 0
         self.in_flight: set[UUID] = set()
+        # Set once a claim has been answered or has failed: the daemon starts the rest then.
+        self.claimed = asyncio.Event()
 
     async def run(self, stopping: asyncio.Event, *, drain: bool = False) -> None:
         """Run the coroutines until ``stopping`` is set (or, with ``drain``, nothing is due)."""
@@ -200,6 +205,7 @@ class Worker:
         """Items parked for a model are released when it answers again (its breaker closes),
         at start, and every poll: a copy that died while a model was down leaves its parked
         items to the others."""
+        await self.claimed.wait()  # the first claim goes first, on the pool's open connection
         while not self._stopping.is_set():
             self._waker.model_back.clear()
             wait_s = self.runtime.options.poll_interval_s
@@ -310,6 +316,8 @@ class Worker:
         except BaseException:
             self.in_flight.discard(token)
             raise
+        finally:
+            self.claimed.set()
         if not batch.items:
             self.in_flight.discard(token)
             return False

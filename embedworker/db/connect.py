@@ -9,10 +9,8 @@ from contextlib import suppress
 from typing import Any
 
 import asyncpg
-import numpy as np
 import structlog
 from pgvector import Vector
-from pgvector.asyncpg import register_vector
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +63,9 @@ async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
 
 
 async def register_vectors(conn: Any) -> None:
-    """pgvector's codecs, with a faster encoder for the float32 arrays the worker writes."""
-    await register_vector(conn)
+    """pgvector's binary codec of ``vector``, with a faster encoder for the float32 arrays the
+    worker writes. Only ``vector``: embedworker uses no other pgvector type, and each type
+    registered costs every new connection a query."""
     await conn.set_type_codec(
         "vector",
         encoder=_encode_parameter,
@@ -78,12 +77,19 @@ async def register_vectors(conn: Any) -> None:
 def encode_vector(value: Any) -> bytes:
     """pgvector's binary format: dimension, a reserved zero, big-endian float32 values.
 
-    Parameters of type vector (or vector[], whose elements asyncpg would otherwise take for
-    nested arrays) may be passed encoded like this.
+    ``value``: a one-dimensional numpy array (the worker's vectors), a list of floats or a
+    pgvector Vector. Parameters of type vector (or vector[], whose elements asyncpg would
+    otherwise take for nested arrays) may be passed encoded like this.
     """
-    if isinstance(value, np.ndarray) and value.ndim == 1:
-        return _VECTOR_HEADER.pack(len(value), 0) + value.astype(">f4", copy=False).tobytes()
-    return (value if isinstance(value, Vector) else Vector(value)).to_binary()
+    if isinstance(value, Vector):
+        return value.to_binary()
+    if isinstance(value, list):
+        return Vector(value).to_binary()
+    # A numpy array, told apart without importing numpy, which `run` loads after its first claim.
+    if getattr(value, "ndim", None) != 1:
+        raise ValueError("a vector is a list, a pgvector Vector or a one-dimensional array")
+    values: bytes = value.astype(">f4", copy=False).tobytes()
+    return _VECTOR_HEADER.pack(len(value), 0) + values
 
 
 def _encode_parameter(value: Any) -> bytes:

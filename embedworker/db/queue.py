@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import asyncpg
@@ -17,7 +18,9 @@ import asyncpg
 from embedworker.db.connect import encode_vector
 from embedworker.db.vectors import ModelColumns, current, quote_ident, quote_literal, stored
 from embedworker.domain import Batch, Outcome, QueueItem
-from embedworker.embedders.base import Embedding
+
+if TYPE_CHECKING:
+    from embedworker.embedders.base import Embedding
 
 __all__ = ["FinishCounts", "ModelColumns", "QueueStore", "check_model_columns"]
 

@@ -3,6 +3,10 @@ page at / with its data, /overview.json.
 
 One request per connection (every response says ``Connection: close``), bounded in size and in
 time; only GET is served. Built on asyncio streams so the daemon needs no web framework.
+
+The daemon binds its address before its first claim and serves once that claim is answered, so
+what only the answers need (the metrics, the status page, the statistics' JSON) is imported
+with the first answer that needs it.
 """
 
 from __future__ import annotations
@@ -14,15 +18,16 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
 
 from embedworker.db.connect import describe
-from embedworker.db.stats import QueueStatus, to_json_dict
-from embedworker.ops.metrics import Metrics
-from embedworker.ops.status_page import HTML_TYPE, overview, status_page
+
+if TYPE_CHECKING:
+    from embedworker.db.stats import QueueStatus
+    from embedworker.ops.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +53,7 @@ class HealthReport:
 
 
 ReportSource = Callable[[], HealthReport | Awaitable[HealthReport]]
-StatusSource = Callable[[], Awaitable[QueueStatus]]
+StatusSource = Callable[[], Awaitable["QueueStatus"]]
 
 
 def readiness(
@@ -135,7 +140,7 @@ class ObservabilityServer:
         *,
         health: ReportSource,
         ready: ReportSource,
-        metrics: Metrics,
+        metrics: Callable[[], Metrics],
         status: StatusSource,
         check_timeout_s: float = 5.0,
         status_timeout_s: float = 5.0,
@@ -174,13 +179,23 @@ class ObservabilityServer:
         """Connections being served right now."""
         return len(self._connections)
 
-    async def start(self) -> None:
-        """Bind and start accepting connections."""
+    async def bind(self) -> None:
+        """Take the address (an address in use fails here) without accepting connections."""
         if self._server is not None:
-            raise RuntimeError("the server is already started")
+            raise RuntimeError("the server is already bound")
         self._server = await asyncio.start_server(
-            self._serve, self._host, self._requested_port, limit=MAX_HEAD_BYTES
+            self._serve, self._host, self._requested_port, limit=MAX_HEAD_BYTES,
+            start_serving=False,
         )
+
+    async def start(self) -> None:
+        """Bind, unless bind() did, and start accepting connections."""
+        if self._server is None:
+            await self.bind()
+        assert self._server is not None
+        if self._server.is_serving():
+            raise RuntimeError("the server is already started")
+        await self._server.start_serving()
         log.info("http.listening", host=self._host, port=self.port)
 
     async def stop(self) -> None:
@@ -251,14 +266,15 @@ class ObservabilityServer:
         return _report_response(await self._check(self._ready))
 
     async def _get_metrics(self) -> _Response:
+        metrics = self._metrics()
         try:
             status = await asyncio.wait_for(self._status(), self._refresh_timeout_s)
         except Exception as exc:
             log.warning("http.queue_stats_failed", error=describe(exc))
-            self._metrics.queue_depth_unavailable()
+            metrics.queue_depth_unavailable()
         else:
-            self._metrics.set_queue_depth(status)
-        body, content_type = self._metrics.render()
+            metrics.set_queue_depth(status)
+        body, content_type = metrics.render()
         return _Response(200, body, content_type)
 
     async def _get_status(self) -> _Response:
@@ -268,20 +284,26 @@ class ObservabilityServer:
         return _json(200, status)
 
     async def _get_page(self) -> _Response:
+        from embedworker.ops.status_page import HTML_TYPE, status_page
+
         page = status_page()
         return _Response(200, page.body, HTML_TYPE, page.headers)
 
     async def _get_overview(self) -> _Response:
+        from embedworker.ops.status_page import overview
+
         (status, error), health, ready = await asyncio.gather(
             self._read_status(), self._check(self._health), self._check(self._ready)
         )
         return _json(200, overview(
             queue=status, queue_error=error or None, health=_report_json(health),
-            ready=_report_json(ready), throughput=self._metrics.throughput.window(),
+            ready=_report_json(ready), throughput=self._metrics().throughput.window(),
         ))
 
     async def _read_status(self) -> tuple[dict[str, Any] | None, str]:
         """``/status``'s JSON, or None and why it could not be read."""
+        from embedworker.db.stats import to_json_dict
+
         try:
             status = await asyncio.wait_for(self._status(), self._status_timeout_s)
         except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -240,6 +241,22 @@ async def test_run_with_another_channel_than_migrated_exits_1(
     result = await cli.run("run", env=env)
     assert result.returncode == 1
     assert "embedworker migrate" in result.stderr
+
+
+async def test_run_refuses_an_http_listen_address_in_use_before_claiming(
+    cli: Cli, conn: asyncpg.Connection, database_url: str, e5_server: StandinServer,
+    bge_server: StandinServer,
+) -> None:
+    await insert_items(conn, ["waits for a daemon that can serve its endpoint"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = await cli.run("run", env=worker_env(database_url, e5_server, bge_server,
+                                                     EMBEDWORKER_HTTP_LISTEN=address))
+    assert result.returncode != 0
+    assert "address already in use" in result.stderr
+    assert await count(conn, "status = 'queued' AND processing_started_at IS NULL") == 1
 
 
 async def test_enqueue_queues_the_row(

@@ -33,8 +33,9 @@ async def _no_status() -> QueueStatus:
 @pytest.fixture
 async def health() -> AsyncIterator[tuple[Health, int]]:
     answer = Health()
+    metrics = Metrics(["e5_small"])
     server = ObservabilityServer(
-        "127.0.0.1", 0, health=answer, ready=answer, metrics=Metrics(["e5_small"]),
+        "127.0.0.1", 0, health=answer, ready=answer, metrics=lambda: metrics,
         status=_no_status,
     )
     await server.start()

@@ -72,7 +72,7 @@ async def serve(
     checks = checks or Checks()
     metrics = Metrics(["e5_small", "bge_m3"])
     server = ObservabilityServer(
-        "127.0.0.1", 0, health=checks.healthz, ready=checks.readyz, metrics=metrics,
+        "127.0.0.1", 0, health=checks.healthz, ready=checks.readyz, metrics=lambda: metrics,
         status=status, **options,
     )
     await server.start()
@@ -178,7 +178,7 @@ async def test_a_check_that_raises_or_hangs_is_a_failure(pool: asyncpg.Pool) -> 
 
     metrics = Metrics()
     server = ObservabilityServer(
-        "127.0.0.1", 0, health=raises, ready=hangs, metrics=metrics,
+        "127.0.0.1", 0, health=raises, ready=hangs, metrics=lambda: metrics,
         status=lambda: queue_status(pool), check_timeout_s=0.2,
     )
     await server.start()

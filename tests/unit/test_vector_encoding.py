@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from pgvector import Vector
 
 from embedworker.db.connect import encode_vector
@@ -27,3 +28,8 @@ def test_a_strided_view_encodes_its_own_values() -> None:
 
 def test_a_list_is_encoded_by_pgvector() -> None:
     assert encode_vector([1.0, 2.0]) == Vector([1.0, 2.0]).to_binary()
+
+
+def test_a_matrix_is_refused() -> None:
+    with pytest.raises(ValueError, match="one-dimensional"):
+        encode_vector(np.zeros((2, 3), dtype=np.float32))
