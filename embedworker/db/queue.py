@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -50,7 +49,6 @@ class QueueStore:
     ):
         self._pool = pool
         self._models = list(models)
-        self._model_names = [model.name for model in self._models]
         self._default_max_retries = default_max_retries
         self._claim_sql = _claim_sql(self._models)
         self._finish_sql = _finish_sql(self._models)
@@ -63,7 +61,10 @@ class QueueStore:
         async with self._pool.acquire() as conn:
             for sql in (self._claim_sql, self._finish_sql):
                 try:
-                    await conn.prepare(sql)
+                    # Checked by the server alone: asyncpg's own prepare would also look up
+                    # the types of the finish's arrays, which can wait for the first finish.
+                    await conn.execute(f"PREPARE embedworker_check AS {sql};"
+                                       " DEALLOCATE embedworker_check")
                 except asyncpg.PostgresError as exc:
                     problems.append(str(exc))
         return problems
@@ -73,7 +74,6 @@ class QueueStore:
         rows = await self._pool.fetch(
             self._claim_sql, limit, token, lease_s, self._default_max_retries
         )
-        names = self._model_names
         items = [
             QueueItem(
                 id=row["id"],
@@ -83,8 +83,7 @@ class QueueStore:
                 content_hash=row["content_hash"],
                 retry_count=row["retry_count"],
                 max_retries=row["max_retries"],
-                models_done=frozenset(compress(names, row["done"])) if any(row["done"])
-                else _NONE_DONE,
+                models_done=frozenset(row["done"]) if row["done"] else _NONE_DONE,
             )
             for row in rows
         ]
@@ -209,8 +208,10 @@ def _short(reason: str | None, limit: int = 500) -> str | None:
 
 
 def _done_expression(model: ModelColumns) -> str:
-    """The item's vector of ``model`` is current: its text and the model's version."""
-    return f"coalesce(e.content_hash = c.content_hash AND {current(model)}, false)"
+    """The model's name if the item's vector of it is current (its text and the model's
+    version), NULL otherwise."""
+    return (f"CASE WHEN e.content_hash = c.content_hash AND {current(model)}"
+            f" THEN {quote_literal(model.name)} END")
 
 
 def _claim_sql(models: Sequence[ModelColumns]) -> str:
@@ -240,7 +241,7 @@ WITH due AS (
               q.priority, q.scheduled_at
 )
 SELECT c.id, c.content_type, c.content_id, c.content_text, c.content_hash,
-       c.retry_count, c.max_retries, ARRAY[{done}]::boolean[] AS done
+       c.retry_count, c.max_retries, array_remove(ARRAY[{done}]::text[], NULL) AS done
 FROM claimed c
 LEFT JOIN embeddings e ON e.content_type = c.content_type AND e.content_id = c.content_id
 ORDER BY c.priority, c.scheduled_at, c.id

@@ -145,3 +145,19 @@ async def test_renew_extends_only_the_own_lease(db: asyncpg.Connection, store: Q
     }
     assert leases[mine.token] > 500
     assert leases[theirs.token] < 2
+
+
+async def test_validate_finds_nothing_wrong_with_a_migrated_database(store: QueueStore) -> None:
+    assert await store.validate() == []
+    assert await store.validate() == []  # the check leaves no prepared statement behind
+
+
+async def test_validate_reports_what_the_claim_and_finish_would_fail_on(
+    db: asyncpg.Connection, store: QueueStore
+) -> None:
+    await db.execute("ALTER TABLE embeddings DROP COLUMN embedding_versions")
+
+    problems = await store.validate()
+
+    assert len(problems) == 2  # the claim and the finish both read it
+    assert all("embedding_versions" in problem for problem in problems)
