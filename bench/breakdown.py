@@ -30,6 +30,10 @@ RULES: tuple[tuple[str, str], ...] = (
     ("db/queue.py", "asyncpg (claim, finish, vector encoding)"),
     ("text.py", "text cleaning"),
     ("structlog", "logging"),
+    # uvloop's loop runs in C under asyncio.Runner.run: waiting in epoll, reading sockets,
+    # running callbacks. (A socket write's kernel time, with uvloop, is the self time of the
+    # Python frame that wrote: asyncpg's _do_execute, aiohttp's _writelines.)
+    ("Runner.run", "event loop (uvloop, in C)"),
     ("worker.py", "worker, batching, asyncio"),
     ("batching.py", "worker, batching, asyncio"),
     ("asyncio", "worker, batching, asyncio"),
