@@ -26,6 +26,7 @@ from embedworker.exits import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    ListenError,
 )
 from embedworker.logs import configure_logging
 
@@ -167,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SchemaError, asyncpg.PostgresError) as exc:
         print(f"embedworker: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except ListenError as exc:
+        print(f"embedworker: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except UNAVAILABLE_ERRORS as exc:
         print(f"embedworker: cannot reach the database: {describe(exc)}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -109,17 +109,18 @@ class Supervisor:
 
     async def _run(self) -> int:
         structlog.contextvars.bind_contextvars(process="supervisor")
-        for index in range(self.settings.processes):
-            self._workers.append(self._listen_for(index))
-        for worker in self._workers:
-            worker.process = await self._spawn(worker)
-        log.info("supervisor.started", processes=len(self._workers),
-                 pids=[w.process.pid for w in self._workers if w.process])
-        http = await self._start_http()
-        side = [asyncio.create_task(self._watchdog(), name="watchdog")]
-        if http is not None:
-            side.append(asyncio.create_task(self._count_throughput(), name="throughput"))
+        http = await self._start_http()  # an address in use stops the start before any spawn
+        side: list[asyncio.Task[None]] = []
         try:
+            for index in range(self.settings.processes):
+                self._workers.append(self._listen_for(index))
+            for worker in self._workers:
+                worker.process = await self._spawn(worker)
+            log.info("supervisor.started", processes=len(self._workers),
+                     pids=[w.process.pid for w in self._workers if w.process])
+            side.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+            if http is not None:
+                side.append(asyncio.create_task(self._count_throughput(), name="throughput"))
             return await self._wait()
         finally:
             for task in side:

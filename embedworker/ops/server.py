@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from embedworker.db.connect import describe
+from embedworker.exits import ListenError
 
 if TYPE_CHECKING:
     from embedworker.db.stats import QueueStatus
@@ -183,10 +185,16 @@ class ObservabilityServer:
         """Take the address (an address in use fails here) without accepting connections."""
         if self._server is not None:
             raise RuntimeError("the server is already bound")
-        self._server = await asyncio.start_server(
-            self._serve, self._host, self._requested_port, limit=MAX_HEAD_BYTES,
-            start_serving=False,
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, self._host, self._requested_port, limit=MAX_HEAD_BYTES,
+                start_serving=False,
+            )
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(
+                f"cannot listen on http_listen {self._host}:{self._requested_port}: {reason}"
+            ) from exc
 
     async def start(self) -> None:
         """Bind, unless bind() did, and start accepting connections."""

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 from pgvector.asyncpg import register_vector
 
+from embedworker.exits import EXIT_UNAVAILABLE
 from embedworker.standin import StandinServer
 from tests.helpers import close_to, expected_bge, expected_e5, insert_items, wait_until
 
@@ -254,8 +255,9 @@ async def test_run_refuses_an_http_listen_address_in_use_before_claiming(
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         result = await cli.run("run", env=worker_env(database_url, e5_server, bge_server,
                                                      EMBEDWORKER_HTTP_LISTEN=address))
-    assert result.returncode != 0
-    assert "address already in use" in result.stderr
+    assert result.returncode == EXIT_UNAVAILABLE
+    assert f"cannot listen on http_listen {address}: Address already in use" in result.stderr
+    assert "database" not in result.stderr
     assert await count(conn, "status = 'queued' AND processing_started_at IS NULL") == 1
 
 

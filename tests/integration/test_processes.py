@@ -157,3 +157,24 @@ async def _processing(db: asyncpg.Connection, expected: int) -> bool:
 
 async def _completed(db: asyncpg.Connection, expected: int) -> bool:
     return (await statuses(db)).get("completed", 0) == expected
+
+
+async def test_an_http_listen_address_in_use_stops_the_start_before_any_worker(
+    tmp_path: Path, db: asyncpg.Connection, database_url: str, e5_server: StandinServer,
+    bge_server: StandinServer,
+) -> None:
+    await insert_items(db, ["waits for a service that can serve its endpoint"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "embedworker.toml"
+        write_config(config, database_url, e5_server.url, bge_server.url, port)
+        result = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "embedworker", "run"],
+            env=daemon_env(config), capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 69
+    assert f"cannot listen on http_listen 127.0.0.1:{port}: Address already in use" \
+        in result.stderr
+    assert await statuses(db) == {"queued": 1}
