@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,7 +17,14 @@ from pgvector.asyncpg import register_vector
 
 from embedworker.exits import EXIT_UNAVAILABLE
 from embedworker.standin import StandinServer
-from tests.helpers import close_to, expected_bge, expected_e5, insert_items, wait_until
+from tests.helpers import (
+    close_to,
+    expected_bge,
+    expected_e5,
+    insert_items,
+    taken_port,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXIT_CONFIG = 78
@@ -249,10 +255,8 @@ async def test_run_refuses_an_http_listen_address_in_use_before_claiming(
     bge_server: StandinServer,
 ) -> None:
     await insert_items(conn, ["waits for a daemon that can serve its endpoint"])
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        address = f"127.0.0.1:{taken.getsockname()[1]}"
+    with taken_port() as port:
+        address = f"127.0.0.1:{port}"
         result = await cli.run("run", env=worker_env(database_url, e5_server, bge_server,
                                                      EMBEDWORKER_HTTP_LISTEN=address))
     assert result.returncode == EXIT_UNAVAILABLE

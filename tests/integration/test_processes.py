@@ -18,8 +18,9 @@ import asyncpg
 import psutil
 import pytest
 
+from embedworker.exits import EXIT_UNAVAILABLE
 from embedworker.standin import StandinServer
-from tests.helpers import insert_items, statuses, wait_until
+from tests.helpers import insert_items, statuses, taken_port, wait_until
 from tests.integration.test_operate import daemon_env, metric_samples, receive_until
 
 
@@ -164,17 +165,14 @@ async def test_an_http_listen_address_in_use_stops_the_start_before_any_worker(
     bge_server: StandinServer,
 ) -> None:
     await insert_items(db, ["waits for a service that can serve its endpoint"])
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         config = tmp_path / "embedworker.toml"
         write_config(config, database_url, e5_server.url, bge_server.url, port)
         result = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "embedworker", "run"],
             env=daemon_env(config), capture_output=True, text=True, timeout=60,
         )
-    assert result.returncode == 69
+    assert result.returncode == EXIT_UNAVAILABLE
     assert f"cannot listen on http_listen 127.0.0.1:{port}: Address already in use" \
         in result.stderr
     assert await statuses(db) == {"queued": 1}
