@@ -309,7 +309,7 @@ class Service:
         await self._register_models()
         # What start-up made (modules, settings, clients) lives as long as the process: the
         # cyclic collector need not walk it again at every full collection (4-9 % less CPU per
-        # item in a drain, bench/whatif.py gcfreeze).
+        # item in a drain with base64 answers, none measurable with JSON; see the README).
         gc.freeze()
         self._started.set()
 

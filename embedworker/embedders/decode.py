@@ -42,8 +42,8 @@ def decode_vectors(content: bytes, wire: Rows, count: int, dimension: int) -> Em
 
 
 def _brackets(content: bytes) -> int:
-    """How many ``[`` the answer holds (numpy compares 32 bytes at a time; bytes.count is
-    four times slower on a 1.4 MB answer)."""
+    """How many ``[`` the answer holds (numpy compares many bytes at a time; bytes.count takes
+    four times as long on a bge_m3 answer of 32 vectors)."""
     return int(np.count_nonzero(np.frombuffer(content, dtype=np.uint8) == _OPEN_BRACKET))
 
 
